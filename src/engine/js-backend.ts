@@ -1,0 +1,75 @@
+/**
+ * Plain TypeScript GEMM: the portable fallback, the reference the fast backends are tested
+ * against, and the fastest choice for tiny matrices where a native call costs more than the math.
+ */
+import type { Backend, GemmArgs, BmmArgs } from './backend.js';
+import { toF32 } from './tensor.js';
+
+/** C (+)= op(A) op(B), all row-major f32. */
+export function gemmF32(a: Float32Array, b: Float32Array, c: Float32Array, m: number, n: number, k: number,
+  transA: boolean, transB: boolean, accumulate: boolean, aOff = 0, bOff = 0, cOff = 0): void {
+  if (!accumulate) c.fill(0, cOff, cOff + m * n);
+  if (!transA && transB) {
+    // c[i,j] = sum_p a[i,p] b[j,p]: two contiguous rows per dot product
+    for (let i = 0; i < m; i++) {
+      const ai = aOff + i * k;
+      for (let j = 0; j < n; j++) {
+        const bj = bOff + j * k;
+        let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        let p = 0;
+        for (; p + 3 < k; p += 4) {
+          s0 += a[ai + p]! * b[bj + p]!;
+          s1 += a[ai + p + 1]! * b[bj + p + 1]!;
+          s2 += a[ai + p + 2]! * b[bj + p + 2]!;
+          s3 += a[ai + p + 3]! * b[bj + p + 3]!;
+        }
+        for (; p < k; p++) s0 += a[ai + p]! * b[bj + p]!;
+        c[cOff + i * n + j]! += s0 + s1 + s2 + s3;
+      }
+    }
+  } else if (!transA && !transB) {
+    // c[i,:] += a[i,p] * b[p,:]
+    for (let i = 0; i < m; i++) {
+      const ci = cOff + i * n;
+      for (let p = 0; p < k; p++) {
+        const av = a[aOff + i * k + p]!;
+        if (av === 0) continue;
+        const bp = bOff + p * n;
+        for (let j = 0; j < n; j++) c[ci + j]! += av * b[bp + j]!;
+      }
+    }
+  } else if (transA && !transB) {
+    // A is [K,M]: c[i,:] += a[p,i] * b[p,:]
+    for (let p = 0; p < k; p++) {
+      const bp = bOff + p * n;
+      for (let i = 0; i < m; i++) {
+        const av = a[aOff + p * m + i]!;
+        if (av === 0) continue;
+        const ci = cOff + i * n;
+        for (let j = 0; j < n; j++) c[ci + j]! += av * b[bp + j]!;
+      }
+    }
+  } else {
+    // A is [K,M], B is [N,K]
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let p = 0; p < k; p++) s += a[aOff + p * m + i]! * b[bOff + j * k + p]!;
+        c[cOff + i * n + j]! += s;
+      }
+    }
+  }
+}
+
+export const jsBackend: Backend = {
+  name: 'js',
+  async gemm(x: GemmArgs) {
+    const b = x.b instanceof Float32Array ? x.b : toF32(x.b);
+    gemmF32(x.a, b, x.c, x.m, x.n, x.k, x.transA ?? false, x.transB ?? false, x.accumulate ?? false);
+  },
+  async bmm(x: BmmArgs) {
+    for (let i = 0; i < x.batch; i++) {
+      gemmF32(x.a, x.b, x.c, x.m, x.n, x.k, x.transA ?? false, x.transB ?? false, false, i * x.m * x.k, i * x.k * x.n, i * x.m * x.n);
+    }
+  },
+};

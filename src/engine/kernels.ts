@@ -1,0 +1,109 @@
+/**
+ * Memory-bound kernels, forward and backward, over row-major f32 arrays.
+ * Each takes explicit sizes and writes into caller-owned buffers (no hidden allocation).
+ */
+
+/** out[i,:] = x[i,:] / sqrt(mean(x[i,:]^2) + eps) * w ; rstd[i] keeps 1/rms for the backward. */
+export function rmsnormForward(x: Float32Array, w: Float32Array, out: Float32Array, rstd: Float32Array | null, n: number, h: number, eps: number): void {
+  for (let i = 0; i < n; i++) {
+    const o = i * h;
+    let ss = 0;
+    for (let j = 0; j < h; j++) { const v = x[o + j]!; ss += v * v; }
+    const r = 1 / Math.sqrt(ss / h + eps);
+    if (rstd) rstd[i] = r;
+    for (let j = 0; j < h; j++) out[o + j] = x[o + j]! * r * w[j]!;
+  }
+}
+
+/**
+ * Backward of rmsnorm. dx += r*w*dy - x * r^3/h * sum(dy*w*x); dw (if given) += sum_i dy*x*r.
+ * dx is accumulated because the residual stream already holds a gradient.
+ */
+export function rmsnormBackward(dy: Float32Array, x: Float32Array, w: Float32Array, rstd: Float32Array, dx: Float32Array, dw: Float32Array | Float64Array | null, n: number, h: number): void {
+  for (let i = 0; i < n; i++) {
+    const o = i * h;
+    const r = rstd[i]!;
+    let dot = 0;
+    for (let j = 0; j < h; j++) dot += dy[o + j]! * w[j]! * x[o + j]!;
+    const c = (dot * r * r * r) / h;
+    for (let j = 0; j < h; j++) {
+      dx[o + j]! += dy[o + j]! * w[j]! * r - x[o + j]! * c;
+      if (dw) dw[j]! += dy[o + j]! * x[o + j]! * r;
+    }
+  }
+}
+
+/** y[i,:] += b */
+export function addBias(y: Float32Array, b: Float32Array, n: number, d: number): void {
+  for (let i = 0; i < n; i++) {
+    const o = i * d;
+    for (let j = 0; j < d; j++) y[o + j]! += b[j]!;
+  }
+}
+
+/** db += column sums of dy (float64 accumulation: bias gradients sum over many rows). */
+export function biasBackward(dy: Float32Array, db: Float32Array | Float64Array, n: number, d: number): void {
+  for (let i = 0; i < n; i++) {
+    const o = i * d;
+    for (let j = 0; j < d; j++) db[j]! += dy[o + j]!;
+  }
+}
+
+/**
+ * Rotary embedding, Hugging Face layout (rotate_half): within each head, element j pairs with
+ * j + d/2. `cos`/`sin` are [positions, d/2]. `pos[i]` is the position of row i.
+ * With `inverse`, rotates by the negative angle (the backward of the forward rotation).
+ */
+export function rope(x: Float32Array, pos: Int32Array, cos: Float32Array, sin: Float32Array, n: number, nHeads: number, d: number, inverse = false): void {
+  const half = d / 2;
+  const width = nHeads * d;
+  const sgn = inverse ? -1 : 1;
+  for (let i = 0; i < n; i++) {
+    const t = pos[i]! * half;
+    for (let h = 0; h < nHeads; h++) {
+      const o = i * width + h * d;
+      for (let j = 0; j < half; j++) {
+        const c = cos[t + j]!, s = sgn * sin[t + j]!;
+        const a = x[o + j]!, b = x[o + j + half]!;
+        x[o + j] = a * c - b * s;
+        x[o + j + half] = b * c + a * s;
+      }
+    }
+  }
+}
+
+/** out = silu(gate) * up */
+export function siluMulForward(gate: Float32Array, up: Float32Array, out: Float32Array, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const g = gate[i]!;
+    out[i] = (g / (1 + Math.exp(-g))) * up[i]!;
+  }
+}
+
+/** Backward of silu(gate)*up: writes dGate and dUp (may alias gate/up buffers' gradients). */
+export function siluMulBackward(dOut: Float32Array, gate: Float32Array, up: Float32Array, dGate: Float32Array, dUp: Float32Array, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const g = gate[i]!;
+    const sig = 1 / (1 + Math.exp(-g));
+    const silu = g * sig;
+    const d = dOut[i]!;
+    dUp[i] = d * silu;
+    dGate[i] = d * up[i]! * sig * (1 + g * (1 - sig));
+  }
+}
+
+/** a += b */
+export function addInPlace(a: Float32Array, b: Float32Array, n = a.length): void {
+  for (let i = 0; i < n; i++) a[i]! += b[i]!;
+}
+
+/**
+ * Log-softmax statistics of one row of logits: returns log-sum-exp; used for NLL and its gradient.
+ */
+export function logSumExp(x: Float32Array, off: number, n: number): number {
+  let m = -Infinity;
+  for (let j = 0; j < n; j++) if (x[off + j]! > m) m = x[off + j]!;
+  let s = 0;
+  for (let j = 0; j < n; j++) s += Math.exp(x[off + j]! - m);
+  return m + Math.log(s);
+}

@@ -1,0 +1,116 @@
+/**
+ * Causal grouped-query attention, forward and backward, as two batched GEMMs around a softmax.
+ *
+ * Layout trick for GQA: the `group` query heads that share kv head j are stacked into one matrix
+ * of group*T rows, so scores for the whole group are ONE product with that kv head's keys:
+ *   qh [B*nKV, group*T, d] · kh[B*nKV, S, d]^T -> scores [B*nKV, group*T, S]
+ * Row r of a group block is query head (j*group + r / T) at time r % T.
+ */
+import type { Backend } from '../engine/backend.js';
+
+export interface AttnDims {
+  B: number;     // batch rows
+  T: number;     // new (query) tokens per row
+  S: number;     // key length (= pos0 + T)
+  pos0: number;  // position of the first query token
+  nH: number;
+  nKV: number;
+  d: number;     // head dim
+}
+
+/** [B*T, nHeads*d] -> [B*nKV, group*T, d] (group = nHeads/nKV). */
+export function toHeads(x: Float32Array, out: Float32Array, B: number, T: number, nHeads: number, nKV: number, d: number): void {
+  const group = nHeads / nKV;
+  const width = nHeads * d;
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < nHeads; h++) {
+      const j = (h / group) | 0, g = h % group;
+      const dst0 = ((b * nKV + j) * group * T + g * T) * d;
+      for (let t = 0; t < T; t++) {
+        const src = (b * T + t) * width + h * d;
+        out.set(x.subarray(src, src + d), dst0 + t * d);
+      }
+    }
+  }
+}
+
+/** Inverse of toHeads; with `accumulate`, adds into `out`. */
+export function fromHeads(x: Float32Array, out: Float32Array, B: number, T: number, nHeads: number, nKV: number, d: number, accumulate = false): void {
+  const group = nHeads / nKV;
+  const width = nHeads * d;
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < nHeads; h++) {
+      const j = (h / group) | 0, g = h % group;
+      const src0 = ((b * nKV + j) * group * T + g * T) * d;
+      for (let t = 0; t < T; t++) {
+        const dst = (b * T + t) * width + h * d;
+        const src = src0 + t * d;
+        if (accumulate) for (let e = 0; e < d; e++) out[dst + e]! += x[src + e]!;
+        else out.set(x.subarray(src, src + d), dst);
+      }
+    }
+  }
+}
+
+export interface AttnSaved {
+  qh: Float32Array;     // [B*nKV, group*T, d]
+  kh: Float32Array;     // [B*nKV, S, d]
+  vh: Float32Array;     // [B*nKV, S, d]
+  probs: Float32Array;  // [B*nKV, group*T, S]
+  dims: AttnDims;
+}
+
+/**
+ * out [B*nKV, group*T, d] = softmax(qh kh^T / sqrt(d) + causal) vh. Returns the probabilities.
+ */
+export async function attentionForward(be: Backend, qh: Float32Array, kh: Float32Array, vh: Float32Array, out: Float32Array, dims: AttnDims): Promise<Float32Array> {
+  const { B, T, S, pos0, nH, nKV, d } = dims;
+  const group = nH / nKV;
+  const rows = group * T;
+  const probs = new Float32Array(B * nKV * rows * S);
+  await be.bmm({ a: qh, b: kh, c: probs, batch: B * nKV, m: rows, n: S, k: d, transB: true });
+  const scale = 1 / Math.sqrt(d);
+  for (let bj = 0; bj < B * nKV; bj++) {
+    for (let r = 0; r < rows; r++) {
+      const o = (bj * rows + r) * S;
+      const last = pos0 + (r % T); // causal: keys 0..last are visible
+      let m = -Infinity;
+      for (let s = 0; s <= last; s++) {
+        const v = probs[o + s]! * scale;
+        probs[o + s] = v;
+        if (v > m) m = v;
+      }
+      let sum = 0;
+      for (let s = 0; s <= last; s++) {
+        const e = Math.exp(probs[o + s]! - m);
+        probs[o + s] = e;
+        sum += e;
+      }
+      const inv = 1 / sum;
+      for (let s = 0; s <= last; s++) probs[o + s]! *= inv;
+      for (let s = last + 1; s < S; s++) probs[o + s] = 0;
+    }
+  }
+  await be.bmm({ a: probs, b: vh, c: out, batch: B * nKV, m: rows, n: d, k: S });
+  return probs;
+}
+
+/** Gradients of qh, kh, vh from the gradient of the attention output (all in heads layout). */
+export async function attentionBackward(be: Backend, dOut: Float32Array, s: AttnSaved, dqh: Float32Array, dkh: Float32Array, dvh: Float32Array): Promise<void> {
+  const { B, T, S, nH, nKV, d } = s.dims;
+  const rows = (nH / nKV) * T;
+  const batch = B * nKV;
+  const dP = new Float32Array(batch * rows * S);
+  await be.bmm({ a: dOut, b: s.vh, c: dP, batch, m: rows, n: S, k: d, transB: true });
+  await be.bmm({ a: s.probs, b: dOut, c: dvh, batch, m: S, n: d, k: rows, transA: true });
+  // softmax backward, with the 1/sqrt(d) scale folded in: dS = P * (dP - sum(dP*P)) / sqrt(d)
+  const scale = 1 / Math.sqrt(d);
+  for (let r = 0; r < batch * rows; r++) {
+    const o = r * S;
+    let dot = 0;
+    for (let j = 0; j < S; j++) dot += dP[o + j]! * s.probs[o + j]!;
+    for (let j = 0; j < S; j++) dP[o + j] = s.probs[o + j]! * (dP[o + j]! - dot) * scale;
+  }
+  await be.bmm({ a: dP, b: s.kh, c: dqh, batch, m: rows, n: d, k: S });
+  await be.bmm({ a: dP, b: s.qh, c: dkh, batch, m: S, n: d, k: rows, transA: true });
+}
