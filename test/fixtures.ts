@@ -41,6 +41,7 @@ export function loadFixture(name: string): Fixture {
 export function expectedF(f: Fixture, name: string): Float64Array {
   const t = f.expected.get(name);
   assert.ok(t, `fixture ${f.name} has no ${name}`);
+  if (t.data instanceof BigInt64Array) return Float64Array.from(t.data, (v) => Number(v));
   return Float64Array.from(t.data as ArrayLike<number>);
 }
 
