@@ -28,7 +28,7 @@ export function tokenizerFromJson(json: object, config: Record<string, unknown> 
   for (const id of vocab.values()) if (id > maxId) maxId = id;
   return {
     encode: (text, opts) => tok.encode(text, { add_special_tokens: opts?.addSpecialTokens ?? false }).ids,
-    decode: (ids, opts) => tok.decode([...ids], { skip_special_tokens: opts?.skipSpecialTokens ?? true }),
+    decode: (ids, opts) => (ids.length === 0 ? '' : tok.decode([...ids], { skip_special_tokens: opts?.skipSpecialTokens ?? true })),
     vocabSize: maxId + 1,
     bosId: idOf('bos_token') ?? tok.token_to_id('<s>') ?? null,
     eosId: idOf('eos_token') ?? tok.token_to_id('</s>') ?? null,

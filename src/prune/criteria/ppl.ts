@@ -47,20 +47,22 @@ export async function pplScores(run: LlamaRunner, batches: CalibBatch[], onProgr
 }
 
 /**
- * SLEB-style iterative removal down to `minBlocks` blocks left (default 1). `scores[i]` is the PPL
+ * SLEB-style iterative removal of up to `maxRemove` blocks (default: down to one block left),
+ * never choosing a protected block. `scores[i]` is the PPL
  * reached when block i was removed (higher = removed later = more important); never-removed blocks
  * score +Infinity.
  */
-export async function slebScores(run: LlamaRunner, batches: CalibBatch[], maxRemove?: number, onProgress?: (done: number, total: number) => void): Promise<CriterionResult> {
+export async function slebScores(run: LlamaRunner, batches: CalibBatch[], maxRemove?: number, onProgress?: (done: number, total: number) => void,
+  protectedSet: Set<number> = new Set()): Promise<CriterionResult> {
   const L = run.config.numLayers;
-  const steps = Math.min(maxRemove ?? L - 1, L - 1);
+  const steps = Math.min(maxRemove ?? L - 1, L - 1, L - protectedSet.size);
   let cur = [...Array(L).keys()];
   const order: number[] = [], pplAfter: number[] = [];
   for (let s = 0; s < steps; s++) {
     const { nll, count } = await removalNll(run, batches, cur);
     const ppl = nll.map((v) => Math.exp(v / count));
-    let best = 0;
-    ppl.forEach((p, k) => { if (p < ppl[best]!) best = k; });
+    let best = -1;
+    ppl.forEach((p, k) => { if (!protectedSet.has(cur[k]!) && (best < 0 || p < ppl[best]!)) best = k; });
     order.push(cur[best]!);
     pplAfter.push(ppl[best]!);
     cur = cur.filter((_, k) => k !== best);

@@ -1,0 +1,33 @@
+/**
+ * `shorten`: the command-line entry. Every user-facing failure prints one line on stderr and exits
+ * non-zero; set SHORTENED_DEBUG=1 to see stack traces.
+ */
+import { Command, CommanderError } from 'commander';
+import { UserError } from '../util/errors.js';
+import { registerGenerate } from './commands/generate.js';
+import { registerPpl } from './commands/ppl.js';
+import { registerImport } from './commands/import.js';
+import { registerScore, registerPrune } from './commands/prune.js';
+
+const program = new Command();
+program.name('shorten').description('Depth pruning for LLaMA-family models (Shortened LLaMA)').version('0.1.0')
+  .showHelpAfterError().exitOverride();
+registerImport(program);
+registerGenerate(program);
+registerPpl(program);
+registerScore(program);
+registerPrune(program);
+
+function fail(e: unknown): never {
+  if (process.env['SHORTENED_DEBUG'] === '1') console.error(e);
+  const msg = e instanceof Error ? e.message : String(e);
+  process.stderr.write(`error: ${msg.split('\n')[0]}\n`);
+  process.exit(e instanceof UserError ? 1 : 2);
+}
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CommanderError) process.exit(e.exitCode);
+  fail(e);
+}

@@ -1,0 +1,68 @@
+/**
+ * Perplexity as the Shortened LLaMA / LLM-Pruner reference evaluates it: the text's lines joined
+ * with "\n\n", tokenized without special tokens, BOS once at the start ('first'), before every
+ * window ('every') or never ('none'); consecutive non-overlapping windows of seqLen tokens (the
+ * tail is dropped); PPL = exp(mean next-token NLL over all windows).
+ */
+import fs from 'node:fs';
+import { UserError } from '../util/errors.js';
+import type { TextTokenizer } from '../io/tokenizer.js';
+import type { LlamaRunner } from '../model/llama.js';
+
+export type BosMode = 'first' | 'every' | 'none';
+
+export interface PplResult {
+  ppl: number;
+  nll: number;
+  tokens: number;
+  windows: number;
+}
+
+export function readLines(file: string): string[] {
+  let raw: string;
+  try { raw = fs.readFileSync(file, 'utf8'); } catch { throw new UserError(`cannot read ${file}`); }
+  const lines = raw.split('\n');
+  if (lines[lines.length - 1] === '') lines.pop();
+  if (lines.every((l) => !l.trim())) throw new UserError(`${file}: no text (empty file)`);
+  return lines;
+}
+
+/** Token windows of `seqLen` from text lines. */
+export function pplWindows(lines: string[], tok: TextTokenizer, seqLen: number, bos: BosMode): number[][] {
+  if (!(seqLen >= 2)) throw new UserError('--seq-len must be at least 2');
+  const ids = tok.encode(lines.join('\n\n'), { addSpecialTokens: false });
+  if (bos !== 'none' && tok.bosId === null) throw new UserError('the tokenizer has no BOS token; use --bos none');
+  const rows: number[][] = [];
+  if (bos === 'every') {
+    const w = seqLen - 1;
+    for (let i = 0; i + w <= ids.length; i += w) rows.push([tok.bosId!, ...ids.slice(i, i + w)]);
+  } else {
+    const stream = bos === 'first' ? [tok.bosId!, ...ids] : ids;
+    for (let i = 0; i + seqLen <= stream.length; i += seqLen) rows.push(stream.slice(i, i + seqLen));
+  }
+  if (rows.length === 0) throw new UserError(`text has ${ids.length} tokens, fewer than one window of ${seqLen}`);
+  return rows;
+}
+
+/** Mean next-token NLL over all rows (each row scored on its own), in batches of equal-length rows. */
+export async function perplexity(run: LlamaRunner, rows: number[][], batchSize = 8, onProgress?: (done: number, total: number) => void): Promise<PplResult> {
+  if (rows.length === 0) throw new UserError('nothing to score: no token rows');
+  let sum = 0, count = 0, done = 0;
+  const byLen = new Map<number, number[][]>();
+  for (const r of rows) {
+    if (r.length < 2) throw new UserError(`a row of ${r.length} token(s) has nothing to predict`);
+    byLen.set(r.length, [...(byLen.get(r.length) ?? []), r]);
+  }
+  for (const [T, rs] of byLen) {
+    for (let i = 0; i < rs.length; i += batchSize) {
+      const batch = rs.slice(i, i + batchSize);
+      const res = await run.forward(Int32Array.from(batch.flat()), batch.length, T);
+      sum += res.loss! * res.count!;
+      count += res.count!;
+      done += batch.length;
+      onProgress?.(done, rows.length);
+    }
+  }
+  const nll = sum / count;
+  return { ppl: Math.exp(nll), nll, tokens: count, windows: rows.length };
+}
