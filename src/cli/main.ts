@@ -8,6 +8,11 @@ import { registerGenerate } from './commands/generate.js';
 import { registerPpl } from './commands/ppl.js';
 import { registerImport } from './commands/import.js';
 import { registerScore, registerPrune } from './commands/prune.js';
+import { registerPruneWidth } from './commands/prune-width.js';
+import { registerBench } from './commands/bench.js';
+import { registerTrain } from './commands/train.js';
+import { registerEval } from './commands/eval.js';
+import { registerReport } from './commands/report.js';
 
 const program = new Command();
 program.name('shorten').description('Depth pruning for LLaMA-family models (Shortened LLaMA)').version('0.1.0')
@@ -17,6 +22,11 @@ registerGenerate(program);
 registerPpl(program);
 registerScore(program);
 registerPrune(program);
+registerPruneWidth(program);
+registerBench(program);
+registerTrain(program);
+registerEval(program);
+registerReport(program);
 
 function fail(e: unknown): never {
   if (process.env['SHORTENED_DEBUG'] === '1') console.error(e);

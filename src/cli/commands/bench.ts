@@ -1,0 +1,134 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { loadModel } from '../../io/model-folder.js';
+import { LlamaRunner } from '../../model/llama.js';
+import type { LlamaModel } from '../../model/weights.js';
+import type { DType } from '../../engine/dtype.js';
+import { randomModel, TINYLLAMA_CONFIG } from '../../bench/random-model.js';
+import { benchInterleaved, benchModel, fullGc, DEFAULT_GEN_BENCH, type GenBenchModel, type GenBenchSettings } from '../../bench/generation.js';
+import { copyBandwidth, weightBytesPerToken, engineBytesPerToken } from '../../bench/membw.js';
+import { benchMarkdown, boundMarkdown, type BoundRow } from '../../bench/bench-table.js';
+import { latencyChart, throughputChart } from '../../report/charts.js';
+import { renderSvg } from '../../report/render.js';
+import type { BenchFile } from '../../report/schemas.js';
+import { UserError } from '../../util/errors.js';
+import { int, intList, printJson } from '../options.js';
+
+/** A model to benchmark, built only when its turn comes (one in memory at a time unless interleaved). */
+export interface ModelSource {
+  name: string;
+  load: () => LlamaModel;
+}
+
+/**
+ * `tinyllama[:layers][:dtype]`: random weights in TinyLlama-1.1B's shapes (speed depends only on
+ * shapes), e.g. tinyllama, tinyllama:11, tinyllama:22:f32. Default 22 layers, bf16.
+ */
+export function randomSource(spec: string): ModelSource {
+  const [kind, ...rest] = spec.split(':');
+  if (kind !== 'tinyllama') throw new UserError(`--random: unknown model '${kind}' (known: tinyllama[:layers][:dtype])`);
+  let layers = TINYLLAMA_CONFIG['num_hidden_layers'] as number, dtype: DType = 'bf16';
+  for (const p of rest) {
+    if (p === 'f32' || p === 'bf16' || p === 'f16') dtype = p;
+    else if (/^\d+$/.test(p) && Number(p) >= 1) layers = Number(p);
+    else throw new UserError(`--random: bad part '${p}' in '${spec}' (expected a layer count or f32/bf16/f16)`);
+  }
+  const name = `tinyllama-shape-${layers}L-${dtype}`;
+  return { name, load: () => randomModel({ ...TINYLLAMA_CONFIG, num_hidden_layers: layers }, dtype) };
+}
+
+export function folderSource(dir: string): ModelSource {
+  if (!fs.existsSync(path.join(dir, 'config.json'))) throw new UserError(`model folder not found (no config.json): ${dir}`);
+  return { name: path.basename(path.resolve(dir)), load: () => loadModel(dir) };
+}
+
+/** Unique display names (two folders may share a basename). */
+function uniqueNames(sources: ModelSource[]): void {
+  const seen = new Map<string, number>();
+  for (const s of sources) {
+    const k = (seen.get(s.name) ?? 0) + 1;
+    seen.set(s.name, k);
+    if (k > 1) s.name = `${s.name} #${k}`;
+  }
+}
+
+/** The JSON `shorten bench` writes (the report's "bench" kind, plus our extra fields). */
+export function benchJson(models: GenBenchModel[], settings: Record<string, unknown>): BenchFile & { models: GenBenchModel[] } {
+  return { kind: 'bench', models, settings };
+}
+
+/** bench.json, bench.md and the two charts into `out`. */
+export async function writeBenchOutputs(out: string, json: BenchFile, markdown: string): Promise<void> {
+  fs.mkdirSync(out, { recursive: true });
+  fs.writeFileSync(path.join(out, 'bench.json'), JSON.stringify(json, null, 2) + '\n');
+  fs.writeFileSync(path.join(out, 'bench.md'), markdown);
+  for (const c of [latencyChart([json]), throughputChart([json])]) fs.writeFileSync(path.join(out, `${c.name}.svg`), await renderSvg(c.spec));
+}
+
+interface BenchOpts {
+  model: string[]; random: string[]; batchSizes: number[]; promptLen: number; newTokens: number; warmup: number; warmupTokens?: number;
+  repeats: number; seed: number; interleave?: boolean; membw?: boolean; json?: boolean; out?: string;
+}
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+export function registerBench(program: Command): void {
+  const d = DEFAULT_GEN_BENCH;
+  program.command('bench')
+    .description('generation latency and throughput over batch sizes (a short prompt replicated over the batch, fixed new tokens), models side by side')
+    .option('--model <dir>', 'model folder (repeat for several)', collect, [])
+    .option('--random <spec>', 'random weights of known shapes: tinyllama[:layers][:f32|bf16] (repeatable)', collect, [])
+    .option('--batch-sizes <list>', 'batch sizes', intList('--batch-sizes'), d.batchSizes)
+    .option('--prompt-len <n>', 'prompt tokens', int('--prompt-len'), d.promptLen)
+    .option('--new-tokens <n>', 'generated tokens per row', int('--new-tokens'), d.newTokens)
+    .option('--warmup <n>', 'discarded warm-up runs per batch size', int('--warmup'), d.warmup)
+    .option('--warmup-tokens <n>', 'new tokens of a warm-up run (default: --new-tokens)', int('--warmup-tokens'))
+    .option('--repeats <n>', 'timed runs per batch size', int('--repeats'), d.repeats)
+    .option('--seed <n>', 'seed of the random prompt', int('--seed'), d.seed)
+    .option('--interleave', 'keep all models loaded and alternate them run by run (fair under changing load; peak RSS is then process-wide)')
+    .option('--membw', "measure the machine's copy bandwidth and compare each model's batch-1 decode speed with the bound it sets")
+    .option('--json', 'print the results as JSON')
+    .option('--out <dir>', 'write bench.json, bench.md, latency.svg and throughput.svg there')
+    .action(async (o: BenchOpts) => {
+      const sources = [...o.model.map(folderSource), ...o.random.map(randomSource)];
+      if (sources.length === 0) throw new UserError('give at least one --model DIR or --random SPEC');
+      uniqueNames(sources);
+      const s: GenBenchSettings = { batchSizes: o.batchSizes, promptLen: o.promptLen, newTokens: o.newTokens, warmup: o.warmup, warmupTokens: o.warmupTokens, repeats: o.repeats, seed: o.seed };
+      const log = (name: string, b: number, i: number, n: number, ms: number) => process.stderr.write(`bench ${name}: batch ${b} run ${i}/${n}${i <= o.warmup ? ' (warm-up)' : ''} ${ms.toFixed(0)} ms\n`);
+      const bw = o.membw ? copyBandwidth() : null;
+      const results: GenBenchModel[] = [];
+      const bounds: BoundRow[] = [];
+      const boundOf = (name: string, m: LlamaModel, r: GenBenchModel) => {
+        const b1 = r.results.find((x) => x.batch === 1);
+        if (!bw || !b1) return;
+        const bytes = weightBytesPerToken(m);
+        bounds.push({ name, measured: b1.decodeTokensPerSec, bound: (bw.gbPerSec * 1e9) / bytes, engineBound: (bw.gbPerSec * 1e9) / engineBytesPerToken(m), weightMB: bytes / 1e6 });
+      };
+      if (o.interleave) {
+        const loaded = sources.map((src) => ({ name: src.name, model: src.load() }));
+        const r = await benchInterleaved(loaded.map((m) => ({ name: m.name, run: new LlamaRunner(m.model) })), s, log);
+        results.push(...r);
+        loaded.forEach((m, k) => boundOf(m.name, m.model, r[k]!));
+      } else {
+        for (const src of sources) {
+          let model: LlamaModel | null = src.load();
+          const r = await benchModel(src.name, new LlamaRunner(model), s, log);
+          results.push(r);
+          boundOf(src.name, model, r);
+          model = null;
+          fullGc();
+        }
+      }
+      const settings: Record<string, unknown> = {
+        promptLen: s.promptLen, newTokens: s.newTokens, warmup: s.warmup, repeats: s.repeats, interleaved: !!o.interleave,
+        backend: process.env['SHORTENED_BACKEND'] === 'js' ? 'js' : 'onnxruntime', cpus: (await import('node:os')).cpus().length,
+        ...(bw ? { copyBandwidthGBs: bw.gbPerSec } : {}),
+      };
+      const json = benchJson(results, settings);
+      const md = benchMarkdown(results) + (bw && bounds.length ? '\n' + boundMarkdown(bounds, bw.gbPerSec) : '');
+      if (o.out) await writeBenchOutputs(o.out, json, md);
+      if (o.json) printJson(bw ? { ...json, bounds } : json);
+      else process.stdout.write(md);
+    });
+}

@@ -1,0 +1,162 @@
+/**
+ * `shorten train lora | cpt | cpt-lora`: retraining a pruned model. Every run checkpoints into
+ * <out>/checkpoints every --save-every steps; --resume continues a killed run exactly.
+ */
+import type { Command } from 'commander';
+import { trainLora, type LoraOptions, type TrainRunResult } from '../../train/lora.js';
+import { trainCpt, type CptOptions } from '../../train/cpt.js';
+import { trainCptLora } from '../../train/cpt-lora.js';
+import { parseTargets } from '../../train/peft.js';
+import { DECAYS, type Decay } from '../../train/schedule.js';
+import { int, float, oneOf, printJson } from '../options.js';
+
+const list = (v: string): string[] => v.split(',').filter((s) => s.trim() !== '');
+
+interface CommonOpts {
+  model: string; out: string; tokenizer?: string; seed: number; microBatch: number; saveEvery: number;
+  final: 'best' | 'last'; resume?: boolean; force?: boolean; keepCheckpoints?: boolean; label?: string; json?: boolean;
+  maxGradNorm: number; minLrRatio: number; eps: number;
+}
+
+interface OptimOpts { epochs: number; maxSteps?: number; lr: number; batchSize: number; warmup?: number; decay: Decay; weightDecay: number; beta1: number; beta2: number }
+
+interface LoraCli { data: string; r: number; alpha: number; dropout: number; targets: string[]; cutoff: number; trainOnInputs?: boolean; valSize?: number; merge?: boolean }
+
+interface CptCli { data?: string[]; valData?: string; valDocs: number; valSeqs: number; seqLen: number; eos: boolean; shuffleBuffer: number }
+
+function common(cmd: Command): Command {
+  return cmd
+    .requiredOption('--model <dir>', 'Hugging Face model folder (e.g. a pruned one; never modified)')
+    .requiredOption('--out <dir>', 'run folder: result, train-log.json, checkpoints/')
+    .option('--tokenizer <dir>', 'folder with tokenizer.json (default: the model folder)')
+    .option('--micro-batch <n>', 'rows per forward/backward (the batch is reached by accumulation)', int('--micro-batch'), 4)
+    .option('--max-grad-norm <x>', 'clip the global gradient norm (0: off)', float('--max-grad-norm'), 1)
+    .option('--min-lr-ratio <x>', 'decay floor as a fraction of --lr', float('--min-lr-ratio'))
+    .option('--eps <x>', 'AdamW epsilon', float('--eps'), 1e-8)
+    .option('--save-every <n>', 'checkpoint and validate every n steps (and at the end)', int('--save-every'), 100)
+    .option('--final <which>', 'result weights: best validation loss or last step', oneOf('--final', ['best', 'last'] as const), 'best')
+    .option('--seed <n>', 'seed of data order, split, dropout and LoRA init', int('--seed'), 42)
+    .option('--resume', 'continue from the latest checkpoint in --out')
+    .option('--force', 'replace an existing --out')
+    .option('--keep-checkpoints', 'keep <out>/checkpoints after success')
+    .option('--label <name>', 'run name in train-log.json')
+    .option('--json', 'print a JSON summary');
+}
+
+function optim(cmd: Command, d: { epochs: number; lr: number; batch: number; warmup?: number; decay: Decay; wd: number; b2: number }, prefix = ''): Command {
+  const o = (name: string) => `--${prefix}${name}`;
+  return cmd
+    .option(`${o('epochs')} <n>`, 'passes over the training data', float(o('epochs')), d.epochs)
+    .option(`${o('max-steps')} <n>`, 'optimizer steps (overrides epochs)', int(o('max-steps')))
+    .option(`${o('lr')} <x>`, 'peak learning rate', float(o('lr')), d.lr)
+    .option(`${o('batch-size')} <n>`, 'rows per optimizer step', int(o('batch-size')), d.batch)
+    .option(`${o('warmup')} <n>`, `warmup steps${d.warmup === undefined ? ' (default: 10% of the steps, at most 100)' : ''}`, int(o('warmup')), d.warmup)
+    .option(`${o('decay')} <kind>`, `after warmup: ${DECAYS.join(', ')}`, oneOf(o('decay'), DECAYS), d.decay)
+    .option(`${o('weight-decay')} <x>`, 'AdamW weight decay (matrices only)', float(o('weight-decay')), d.wd)
+    .option(`${o('beta1')} <x>`, 'AdamW beta1', float(o('beta1')), 0.9)
+    .option(`${o('beta2')} <x>`, 'AdamW beta2', float(o('beta2')), d.b2);
+}
+
+function loraOpts(cmd: Command, dataFlag = '--data'): Command {
+  return cmd
+    .requiredOption(`${dataFlag} <file>`, 'instruction data: Alpaca .json/.jsonl {instruction, input, output}, or plain text (.txt lines, jsonl {text})')
+    .option('--r <n>', 'LoRA rank', int('--r'), 8)
+    .option('--alpha <x>', 'LoRA alpha (scale = alpha / r)', float('--alpha'), 16)
+    .option('--dropout <p>', 'LoRA dropout', float('--dropout'), 0.05)
+    .option('--targets <list>', 'adapted projections', list, ['q', 'k', 'v', 'o', 'gate', 'up', 'down'])
+    .option('--cutoff <n>', 'tokens per example at most', int('--cutoff'), 256)
+    .option('--train-on-inputs', 'also train on the prompt tokens')
+    .option('--val-size <n>', 'records held out for validation (default 5%, at most 2000)', int('--val-size'))
+    .option('--merge', 'also write the merged model to <out>/merged');
+}
+
+function cptOpts(cmd: Command, prefix = ''): Command {
+  return cmd
+    .option(`--${prefix}data <files...>`, 'training text: .txt (one document a line) or .jsonl {"text"} (default: the embedded Brown train split)')
+    .option(`--${prefix}val-data <file>`, 'validation text (default: Brown validation, or the first --val-docs documents of the data)')
+    .option(`--${prefix}val-docs <n>`, 'leading documents held out for validation when --data is given', int('--val-docs'), 50)
+    .option(`--${prefix}val-seqs <n>`, 'validation sequences at most', int('--val-seqs'), 32)
+    .option('--seq-len <n>', 'tokens per packed sequence', int('--seq-len'), 256)
+    .option('--no-eos', 'do not append EOS after each document')
+    .option('--shuffle-buffer <n>', 'sequences in the seeded shuffle buffer (0: stream order)', int('--shuffle-buffer'), 64);
+}
+
+function commonOf(o: CommonOpts) {
+  return {
+    tokenizer: o.tokenizer, microBatch: o.microBatch, maxGradNorm: o.maxGradNorm, eps: o.eps, saveEvery: o.saveEvery, final: o.final,
+    seed: o.seed, keepCheckpoints: o.keepCheckpoints, ...(o.minLrRatio !== undefined ? { minLrRatio: o.minLrRatio } : {}),
+  };
+}
+
+function loraOf(o: LoraCli & OptimOpts): Omit<LoraOptions, 'model' | 'out'> {
+  return {
+    data: o.data, r: o.r, alpha: o.alpha, dropout: o.dropout, targets: parseTargets(o.targets), cutoff: o.cutoff, trainOnInputs: o.trainOnInputs, valSize: o.valSize, merge: o.merge,
+    epochs: o.epochs, maxSteps: o.maxSteps, lr: o.lr, batchSize: o.batchSize, warmup: o.warmup, decay: o.decay, weightDecay: o.weightDecay, beta1: o.beta1, beta2: o.beta2,
+  };
+}
+
+function cptOf(o: CptCli & OptimOpts): Omit<CptOptions, 'model' | 'out'> {
+  return {
+    data: o.data, valData: o.valData, valDocs: o.valDocs, valSeqs: o.valSeqs, seqLen: o.seqLen, eos: o.eos, shuffleBuffer: o.shuffleBuffer,
+    epochs: o.epochs, maxSteps: o.maxSteps, lr: o.lr, batchSize: o.batchSize, warmup: o.warmup, decay: o.decay, weightDecay: o.weightDecay, beta1: o.beta1, beta2: o.beta2,
+  };
+}
+
+function summary(r: TrainRunResult, what: string): Record<string, unknown> {
+  const s = r.log.steps;
+  const last = s[s.length - 1];
+  const vals = s.filter((x) => x.valLoss !== undefined).map((x) => x.valLoss!);
+  return { out: r.out, result: what, steps: s.length, final_loss: last?.loss ?? null, best_val_loss: vals.length ? Math.min(...vals) : null, seconds: r.seconds };
+}
+
+function report(o: { json?: boolean }, r: TrainRunResult, what: string): void {
+  const x = summary(r, what);
+  if (o.json) printJson(x);
+  else process.stdout.write(`${x['steps']} steps in ${(r.seconds).toFixed(1)} s, final loss ${Number(x['final_loss']).toFixed(4)}${x['best_val_loss'] !== null ? `, best validation loss ${Number(x['best_val_loss']).toFixed(4)}` : ''}; wrote ${what}\n`);
+}
+
+export function registerTrain(program: Command): void {
+  const train = program.command('train').description('retrain a pruned model: LoRA, continued pretraining (CPT), or CPT then LoRA');
+
+  loraOpts(optim(common(train.command('lora')
+    .description('LoRA on instruction data (Alpaca template, loss on responses); writes a PEFT adapter')), { epochs: 2, lr: 1e-4, batch: 64, warmup: 100, decay: 'linear', wd: 0, b2: 0.999 }))
+    .action(async (o: CommonOpts & OptimOpts & LoraCli) => {
+      const r = await trainLora({ model: o.model, out: o.out, resume: o.resume, force: o.force, label: o.label, ...commonOf(o), ...loraOf(o) });
+      report(o, r, `${o.out}/adapter_config.json, adapter_model.safetensors${o.merge ? `, ${o.out}/merged` : ''}`);
+    });
+
+  cptOpts(optim(common(train.command('cpt')
+    .description('continued pretraining of all weights on raw text, packed and streamed')), { epochs: 1, lr: 1e-4, batch: 32, decay: 'cosine', wd: 0.1, b2: 0.95 }))
+    .action(async (o: CommonOpts & OptimOpts & CptCli) => {
+      const r = await trainCpt({ model: o.model, out: o.out, resume: o.resume, force: o.force, label: o.label, ...commonOf(o), ...cptOf(o) });
+      report(o, r, `${o.out}/model`);
+    });
+
+  const both = common(train.command('cpt-lora')
+    .description('CPT then LoRA on the result (the paper\'s CPT⇒LoRA); stages in <out>/cpt and <out>/lora'));
+  cptOpts(both, 'cpt-');
+  optim(both, { epochs: 1, lr: 1e-4, batch: 32, decay: 'cosine', wd: 0.1, b2: 0.95 }, 'cpt-');
+  loraOpts(both, '--lora-data');
+  optim(both, { epochs: 2, lr: 1e-4, batch: 64, warmup: 100, decay: 'linear', wd: 0, b2: 0.999 }, 'lora-');
+  both.action(async (o: CommonOpts & Record<string, unknown>) => {
+    const pick = (prefix: string): OptimOpts => ({
+      epochs: o[`${prefix}Epochs`] as number, maxSteps: o[`${prefix}MaxSteps`] as number | undefined, lr: o[`${prefix}Lr`] as number,
+      batchSize: o[`${prefix}BatchSize`] as number, warmup: o[`${prefix}Warmup`] as number | undefined, decay: o[`${prefix}Decay`] as Decay,
+      weightDecay: o[`${prefix}WeightDecay`] as number, beta1: o[`${prefix}Beta1`] as number, beta2: o[`${prefix}Beta2`] as number,
+    });
+    const c = commonOf(o);
+    const cpt = cptOf({
+      data: o['cptData'] as string[] | undefined, valData: o['cptValData'] as string | undefined, valDocs: o['cptValDocs'] as number, valSeqs: o['cptValSeqs'] as number,
+      seqLen: o['seqLen'] as number, eos: o['eos'] as boolean, shuffleBuffer: o['shuffleBuffer'] as number, ...pick('cpt'),
+    });
+    const lora = loraOf({
+      data: o['loraData'] as string, r: o['r'] as number, alpha: o['alpha'] as number, dropout: o['dropout'] as number, targets: o['targets'] as string[],
+      cutoff: o['cutoff'] as number, trainOnInputs: o['trainOnInputs'] as boolean | undefined, valSize: o['valSize'] as number | undefined, merge: o['merge'] as boolean | undefined, ...pick('lora'),
+    });
+    const r = await trainCptLora({ model: o.model, out: o.out, resume: o.resume, force: o.force, label: o.label, cpt: { ...c, ...cpt }, lora: { ...c, ...lora } });
+    if (!r) return;
+    const x = { out: o.out, cpt: summary(r.cpt, `${o.out}/cpt/model`), lora: summary(r.lora, `${o.out}/lora`), seconds: r.seconds };
+    if (o.json) printJson(x);
+    else process.stdout.write(`CPT: ${r.cpt.log.steps.length} steps, LoRA: ${r.lora.log.steps.length} steps, ${r.seconds.toFixed(1)} s; wrote ${o.out}/cpt/model and the adapter in ${o.out}/lora${lora.merge ? ` (merged: ${o.out}/lora/merged)` : ''}\n`);
+  });
+}
