@@ -29,19 +29,19 @@ function sarg(name: string, def: string): string {
 
 export const DEFAULT_MODEL_CONFIG: Record<string, unknown> = {
   architectures: ['LlamaForCausalLM'], model_type: 'llama',
-  hidden_size: 192, intermediate_size: 512, num_hidden_layers: 12,
-  num_attention_heads: 6, num_key_value_heads: 2, head_dim: 32,
+  hidden_size: 128, intermediate_size: 384, num_hidden_layers: 12,
+  num_attention_heads: 4, num_key_value_heads: 2, head_dim: 32,
   vocab_size: 4096, max_position_embeddings: 512, rms_norm_eps: 1e-5, rope_theta: 10000, rope_scaling: null,
   tie_word_embeddings: true, attention_bias: false, mlp_bias: false, hidden_act: 'silu', initializer_range: 0.02,
   bos_token_id: 0, eos_token_id: 1, transformers_version: '4.44.2', use_cache: true,
 };
 
 const RECIPE = {
-  seed: 0, seqLen: 128, batchSize: 32, microBatch: 8, lr: 3e-3, warmup: 50, decay: 'cosine' as const, minLrRatio: 0.1,
+  seed: 0, seqLen: 128, batchSize: 16, microBatch: 8, lr: 3e-3, warmup: 30, valSeqs: 16, decay: 'cosine' as const, minLrRatio: 0.1,
   weightDecay: 0.1, beta1: 0.9, beta2: 0.95, maxGradNorm: 1, saveEvery: 25,
 };
 
-const steps = arg('steps', 400);
+const steps = arg('steps', 200);
 const work = sarg('work', projectDir('runs', 'default-model'));
 const out = sarg('out', projectDir('assets', 'default'));
 const tokDir = projectDir('assets', 'default');

@@ -6,7 +6,8 @@ import { LlamaRunner } from '../../model/llama.js';
 import type { LlamaModel } from '../../model/weights.js';
 import type { DType } from '../../engine/dtype.js';
 import { randomModel, TINYLLAMA_CONFIG } from '../../bench/random-model.js';
-import { benchInterleaved, benchModel, fullGc, DEFAULT_GEN_BENCH, type GenBenchModel, type GenBenchSettings } from '../../bench/generation.js';
+import { benchModel, fullGc, DEFAULT_GEN_BENCH, type GenBenchModel, type GenBenchSettings } from '../../bench/generation.js';
+import { benchLockstep } from '../../bench/lockstep.js';
 import { copyBandwidth, weightBytesPerToken, engineBytesPerToken } from '../../bench/membw.js';
 import { benchMarkdown, boundMarkdown, type BoundRow } from '../../bench/bench-table.js';
 import { latencyChart, throughputChart } from '../../report/charts.js';
@@ -15,7 +16,7 @@ import type { BenchFile } from '../../report/schemas.js';
 import { UserError } from '../../util/errors.js';
 import { int, intList, printJson } from '../options.js';
 
-/** A model to benchmark, built only when its turn comes (one in memory at a time unless interleaved). */
+/** A model to benchmark, built only when its turn comes (one in memory at a time unless --interleave). */
 export interface ModelSource {
   name: string;
   load: () => LlamaModel;
@@ -86,7 +87,7 @@ export function registerBench(program: Command): void {
     .option('--warmup-tokens <n>', 'new tokens of a warm-up run (default: --new-tokens)', int('--warmup-tokens'))
     .option('--repeats <n>', 'timed runs per batch size', int('--repeats'), d.repeats)
     .option('--seed <n>', 'seed of the random prompt', int('--seed'), d.seed)
-    .option('--interleave', 'keep all models loaded and alternate them run by run (fair under changing load; peak RSS is then process-wide)')
+    .option('--interleave', 'keep all models loaded and run them in lockstep, one decode step each in turn (fair under changing load; peak RSS is then process-wide)')
     .option('--membw', "measure the machine's copy bandwidth and compare each model's batch-1 decode speed with the bound it sets")
     .option('--json', 'print the results as JSON')
     .option('--out <dir>', 'write bench.json, bench.md, latency.svg and throughput.svg there')
@@ -98,6 +99,7 @@ export function registerBench(program: Command): void {
       const log = (name: string, b: number, i: number, n: number, ms: number) => process.stderr.write(`bench ${name}: batch ${b} run ${i}/${n}${i <= o.warmup ? ' (warm-up)' : ''} ${ms.toFixed(0)} ms\n`);
       const bw = o.membw ? copyBandwidth() : null;
       const results: GenBenchModel[] = [];
+      let backendName = '';
       const bounds: BoundRow[] = [];
       const boundOf = (name: string, m: LlamaModel, r: GenBenchModel) => {
         const b1 = r.results.find((x) => x.batch === 1);
@@ -107,13 +109,17 @@ export function registerBench(program: Command): void {
       };
       if (o.interleave) {
         const loaded = sources.map((src) => ({ name: src.name, model: src.load() }));
-        const r = await benchInterleaved(loaded.map((m) => ({ name: m.name, run: new LlamaRunner(m.model) })), s, log);
+        const runs = loaded.map((m) => ({ name: m.name, run: new LlamaRunner(m.model) }));
+        const r = await benchLockstep(runs, s, log);
+        backendName = runs[0]!.run.be.name;
         results.push(...r);
         loaded.forEach((m, k) => boundOf(m.name, m.model, r[k]!));
       } else {
         for (const src of sources) {
           let model: LlamaModel | null = src.load();
-          const r = await benchModel(src.name, new LlamaRunner(model), s, log);
+          const run = new LlamaRunner(model);
+          const r = await benchModel(src.name, run, s, log);
+          backendName = run.be.name;
           results.push(r);
           boundOf(src.name, model, r);
           model = null;
@@ -121,8 +127,8 @@ export function registerBench(program: Command): void {
         }
       }
       const settings: Record<string, unknown> = {
-        promptLen: s.promptLen, newTokens: s.newTokens, warmup: s.warmup, repeats: s.repeats, interleaved: !!o.interleave,
-        backend: process.env['SHORTENED_BACKEND'] === 'js' ? 'js' : 'onnxruntime', cpus: (await import('node:os')).cpus().length,
+        promptLen: s.promptLen, newTokens: s.newTokens, warmup: s.warmup, repeats: s.repeats, lockstep: !!o.interleave,
+        backend: backendName, cpus: (await import('node:os')).cpus().length,
         ...(bw ? { copyBandwidthGBs: bw.gbPerSec } : {}),
       };
       const json = benchJson(results, settings);

@@ -20,7 +20,7 @@ interface CommonOpts {
 
 interface OptimOpts { epochs: number; maxSteps?: number; lr: number; batchSize: number; warmup?: number; decay: Decay; weightDecay: number; beta1: number; beta2: number }
 
-interface LoraCli { data: string; r: number; alpha: number; dropout: number; targets: string[]; cutoff: number; trainOnInputs?: boolean; valSize?: number; merge?: boolean }
+interface LoraCli { data: string; eos: boolean; r: number; alpha: number; dropout: number; targets: string[]; cutoff: number; trainOnInputs?: boolean; valSize?: number; merge?: boolean }
 
 interface CptCli { data?: string[]; valData?: string; valDocs: number; valSeqs: number; seqLen: number; eos: boolean; shuffleBuffer: number }
 
@@ -57,7 +57,7 @@ function optim(cmd: Command, d: { epochs: number; lr: number; batch: number; war
     .option(`${o('beta2')} <x>`, 'AdamW beta2', float(o('beta2')), d.b2);
 }
 
-function loraOpts(cmd: Command, dataFlag = '--data'): Command {
+function loraOpts(cmd: Command, dataFlag = '--data', eosFlag = '--no-eos'): Command {
   return cmd
     .requiredOption(`${dataFlag} <file>`, 'instruction data: Alpaca .json/.jsonl {instruction, input, output}, or plain text (.txt lines, jsonl {text})')
     .option('--r <n>', 'LoRA rank', int('--r'), 8)
@@ -66,6 +66,7 @@ function loraOpts(cmd: Command, dataFlag = '--data'): Command {
     .option('--targets <list>', 'adapted projections', list, ['q', 'k', 'v', 'o', 'gate', 'up', 'down'])
     .option('--cutoff <n>', 'tokens per example at most', int('--cutoff'), 256)
     .option('--train-on-inputs', 'also train on the prompt tokens')
+    .option(eosFlag, 'do not append EOS to each example')
     .option('--val-size <n>', 'records held out for validation (default 5%, at most 2000)', int('--val-size'))
     .option('--merge', 'also write the merged model to <out>/merged');
 }
@@ -90,7 +91,7 @@ function commonOf(o: CommonOpts) {
 
 function loraOf(o: LoraCli & OptimOpts): Omit<LoraOptions, 'model' | 'out'> {
   return {
-    data: o.data, r: o.r, alpha: o.alpha, dropout: o.dropout, targets: parseTargets(o.targets), cutoff: o.cutoff, trainOnInputs: o.trainOnInputs, valSize: o.valSize, merge: o.merge,
+    data: o.data, eos: o.eos, r: o.r, alpha: o.alpha, dropout: o.dropout, targets: parseTargets(o.targets), cutoff: o.cutoff, trainOnInputs: o.trainOnInputs, valSize: o.valSize, merge: o.merge,
     epochs: o.epochs, maxSteps: o.maxSteps, lr: o.lr, batchSize: o.batchSize, warmup: o.warmup, decay: o.decay, weightDecay: o.weightDecay, beta1: o.beta1, beta2: o.beta2,
   };
 }
@@ -136,7 +137,7 @@ export function registerTrain(program: Command): void {
     .description('CPT then LoRA on the result (the paper\'s CPT⇒LoRA); stages in <out>/cpt and <out>/lora'));
   cptOpts(both, 'cpt-');
   optim(both, { epochs: 1, lr: 1e-4, batch: 32, decay: 'cosine', wd: 0.1, b2: 0.95 }, 'cpt-');
-  loraOpts(both, '--lora-data');
+  loraOpts(both, '--lora-data', '--no-lora-eos');
   optim(both, { epochs: 2, lr: 1e-4, batch: 64, warmup: 100, decay: 'linear', wd: 0, b2: 0.999 }, 'lora-');
   both.action(async (o: CommonOpts & Record<string, unknown>) => {
     const pick = (prefix: string): OptimOpts => ({
@@ -150,7 +151,7 @@ export function registerTrain(program: Command): void {
       seqLen: o['seqLen'] as number, eos: o['eos'] as boolean, shuffleBuffer: o['shuffleBuffer'] as number, ...pick('cpt'),
     });
     const lora = loraOf({
-      data: o['loraData'] as string, r: o['r'] as number, alpha: o['alpha'] as number, dropout: o['dropout'] as number, targets: o['targets'] as string[],
+      data: o['loraData'] as string, eos: o['loraEos'] as boolean, r: o['r'] as number, alpha: o['alpha'] as number, dropout: o['dropout'] as number, targets: o['targets'] as string[],
       cutoff: o['cutoff'] as number, trainOnInputs: o['trainOnInputs'] as boolean | undefined, valSize: o['valSize'] as number | undefined, merge: o['merge'] as boolean | undefined, ...pick('lora'),
     });
     const r = await trainCptLora({ model: o.model, out: o.out, resume: o.resume, force: o.force, label: o.label, cpt: { ...c, ...cpt }, lora: { ...c, ...lora } });

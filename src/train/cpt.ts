@@ -1,0 +1,220 @@
+/**
+ * `shorten train cpt`: continued pretraining of every weight on raw text, as Shortened LLaMA
+ * retrains aggressively pruned models: documents packed into sequences of --seq-len and streamed,
+ * AdamW (0.9, 0.95) with weight decay 0.1 on matrices (not on norms or biases), warmup then cosine
+ * decay, gradient clipping at 1.0.
+ *
+ * bf16/f16 models are trained on f32 master copies (the runner then computes with f32 weights);
+ * checkpoints hold the f32 masters, so a resume is exact; the result is saved in the model's
+ * original dtype, rounded once, at <out>/model.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { loadModel, saveModel, configJson, AUX_FILES } from '../io/model-folder.js';
+import { loadTokenizer } from '../io/tokenizer.js';
+import { fromF32, type Tensor } from '../engine/tensor.js';
+import type { DType } from '../engine/dtype.js';
+import { LlamaRunner } from '../model/llama.js';
+import { BLOCK_WEIGHT_NAMES, BLOCK_BIAS_NAMES, hfBlockName, type LlamaModel, type BlockWeights, type BlockWeightName, type BlockBiasName } from '../model/weights.js';
+import { defaultDocuments } from '../data/default-corpus.js';
+import { UserError } from '../util/errors.js';
+import { type Param, param, accumulateGrad } from './adamw.js';
+import { lmBatch, type Batch } from './batch.js';
+import { DocReader, TextPacker, skipDocs, countSequences, packedRows, type DocSource, type DocCursor, type PackState } from './packing.js';
+import { train, loadParams, masterCopy, type TrainSettings, type TrainTask } from './trainer.js';
+import { checkOutput, prepareOutput, completedLog, writeLog, CKPT_DIR, LOG_FILE, type FinalLog } from './run-folder.js';
+import { provenance, type TrainRunResult } from './lora.js';
+import type { Decay } from './schedule.js';
+
+export interface CptOptions {
+  model: string;
+  /** text (one document a line) or jsonl {"text"} files; default: the embedded Brown train split */
+  data?: string[];
+  out: string;
+  tokenizer?: string;
+  /** validation text; default: Brown validation (without --data) or the first --val-docs documents */
+  valData?: string;
+  valDocs?: number;
+  /** validation sequences at most */
+  valSeqs?: number;
+  seqLen?: number;
+  eos?: boolean;
+  shuffleBuffer?: number;
+  epochs?: number;
+  maxSteps?: number;
+  lr?: number;
+  batchSize?: number;
+  microBatch?: number;
+  warmup?: number;
+  decay?: Decay;
+  minLrRatio?: number;
+  weightDecay?: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  maxGradNorm?: number;
+  saveEvery?: number;
+  seed?: number;
+  final?: 'best' | 'last';
+  resume?: boolean;
+  force?: boolean;
+  keepCheckpoints?: boolean;
+  label?: string;
+  method?: 'cpt';
+  stopAfter?: number;
+}
+
+/** Trainable f32 masters for every parameter, installed into the model in place of its tensors. */
+function masterParams(model: LlamaModel): { params: Param[]; dtypes: Map<string, DType> } {
+  const params: Param[] = [];
+  const dtypes = new Map<string, DType>();
+  const master = (name: string, t: Tensor, decay: boolean): Tensor => {
+    const value = masterCopy(t);
+    params.push(param(name, t.shape, value, decay));
+    dtypes.set(name, t.dtype);
+    return { dtype: 'f32', shape: t.shape, data: value };
+  };
+  const w = model.weights;
+  const tied = model.config.tieWordEmbeddings;
+  const embed = master('model.embed_tokens.weight', w.embed, true);
+  const blocks = w.blocks.map((b, li) => {
+    const nb: Partial<Record<BlockWeightName | BlockBiasName, Tensor>> = {};
+    for (const n of [...BLOCK_WEIGHT_NAMES, ...BLOCK_BIAS_NAMES]) {
+      const t = b[n];
+      if (t) nb[n] = master(hfBlockName(li, n), t, t.shape.length === 2);
+    }
+    return nb as BlockWeights;
+  });
+  const norm = master('model.norm.weight', w.norm, false);
+  const lmHead = tied ? embed : master('lm_head.weight', w.lmHead, true);
+  model.weights = { embed, blocks, norm, lmHead };
+  return { params, dtypes };
+}
+
+/** The trained model in its original dtypes (16-bit weights rounded to nearest even). */
+function exportModel(model: LlamaModel, params: Param[], dtypes: Map<string, DType>): LlamaModel {
+  const t = new Map(params.map((p) => [p.name, fromF32(Float32Array.from(p.value), p.shape, dtypes.get(p.name)!)]));
+  const embed = t.get('model.embed_tokens.weight')!;
+  const blocks = model.weights.blocks.map((b, li) => {
+    const nb: Partial<Record<BlockWeightName | BlockBiasName, Tensor>> = {};
+    for (const n of [...BLOCK_WEIGHT_NAMES, ...BLOCK_BIAS_NAMES]) if (b[n]) nb[n] = t.get(hfBlockName(li, n))!;
+    return nb as BlockWeights;
+  });
+  return { ...model, weights: { embed, blocks, norm: t.get('model.norm.weight')!, lmHead: model.config.tieWordEmbeddings ? embed : t.get('lm_head.weight')! } };
+}
+
+export async function trainCpt(o: CptOptions): Promise<TrainRunResult> {
+  const out = o.out;
+  if (o.resume) {
+    const done = completedLog(out);
+    if (done) return { out, log: done, seconds: done.seconds ?? 0, stopped: false };
+  }
+  checkOutput(out, o);
+  const model = loadModel(o.model);
+  const tok = loadTokenizer(o.tokenizer ?? o.model);
+  const seqLen = o.seqLen ?? 256, eos = o.eos ?? true, seed = o.seed ?? 42;
+  const microBatch = o.microBatch ?? 4, batchSize = o.batchSize ?? 32;
+  const valSeqs = o.valSeqs ?? 32;
+
+  // data: streamed training text; validation from its own source or held-out leading documents
+  const files = o.data ?? [];
+  const sources: DocSource[] = files.length ? files.map((file) => ({ file: path.resolve(file) })) : [{ name: 'brown:train', docs: defaultDocuments('train') }];
+  const reader = new DocReader(sources);
+  let start: DocCursor = { source: 0, pos: 0 };
+  let valRows: Int32Array[] = [];
+  let valSource = 'none';
+  if (o.valData) {
+    const valReader = new DocReader([{ file: o.valData }]);
+    valRows = packedRows(valReader, tok, seqLen, valSeqs, { eos });
+    valReader.close();
+    valSource = path.resolve(o.valData);
+  } else if (!files.length) {
+    valRows = packedRows(new DocReader([{ name: 'brown:validation', docs: defaultDocuments('validation') }]), tok, seqLen, valSeqs, { eos });
+    valSource = 'brown:validation';
+  } else if ((o.valDocs ?? 50) > 0) {
+    const held = skipDocs(reader, o.valDocs ?? 50);
+    valRows = packedRows(reader, tok, seqLen, valSeqs, { eos, end: held.cursor });
+    start = held.cursor;
+    valSource = `first ${held.docs} documents of ${reader.name(0)}`;
+  }
+  if (o.valData || !files.length || (o.valDocs ?? 50) > 0) {
+    if (valRows.length === 0) throw new UserError(`validation text is shorter than one sequence of ${seqLen} tokens (use --val-docs, --val-data or a smaller --seq-len)`);
+  }
+  const packer = new TextPacker(reader, tok, { seqLen, eos, shuffleBuffer: o.shuffleBuffer ?? 64, seed, start });
+  const epochs = o.epochs ?? 1;
+  let steps = o.maxSteps;
+  if (steps === undefined) {
+    const seqs = countSequences(reader, tok, seqLen, { eos, start });
+    if (seqs === 0) throw new UserError(`the training text is shorter than one sequence of ${seqLen} tokens`);
+    steps = Math.max(1, Math.floor((epochs * seqs) / batchSize));
+  }
+
+  const { params, dtypes } = masterParams(model);
+  const byName = new Map(params.map((p) => [p.name, p]));
+  const run = new LlamaRunner(model);
+  const valBatches: Batch[] = [];
+  for (let i = 0; i < valRows.length; i += microBatch) valBatches.push(lmBatch(valRows.slice(i, i + microBatch)));
+
+  const settings: TrainSettings = {
+    steps, batchSize, microBatch, lr: o.lr ?? 1e-4, warmup: o.warmup ?? Math.min(100, Math.floor(steps / 10)), decay: o.decay ?? 'cosine', minLrRatio: o.minLrRatio ?? 0.1,
+    beta1: o.beta1 ?? 0.9, beta2: o.beta2 ?? 0.95, eps: o.eps ?? 1e-8, weightDecay: o.weightDecay ?? 0.1, maxGradNorm: o.maxGradNorm ?? 1,
+    saveEvery: o.saveEvery ?? 100, seed,
+  };
+  const srcConfig = configJson(model);
+  const task: TrainTask = {
+    params,
+    nextBatch: (n) => lmBatch(Array.from({ length: n }, () => packer.next())),
+    dataState: () => packer.state(),
+    restoreData: (s) => packer.restore(s as PackState),
+    async forwardBackward(b, rng) {
+      const res = await run.forward(b.ids, b.B, b.T, { targets: b.targets, keep: true, rng });
+      const count = res.count!;
+      if (count === 0) return { sum: 0, count: 0 };
+      const g = await run.backward(res, { blocks: true, embed: true, norm: true, lmHead: true });
+      g.blocks.forEach((bg, li) => {
+        for (const [n, grad] of Object.entries(bg ?? {}) as [BlockWeightName | BlockBiasName, Float32Array][]) accumulateGrad(byName.get(hfBlockName(li, n))!, grad, count);
+      });
+      accumulateGrad(byName.get('model.embed_tokens.weight')!, g.embed!, count); // includes the tied head's gradient
+      accumulateGrad(byName.get('model.norm.weight')!, g.norm!, count);
+      if (g.lmHead) accumulateGrad(byName.get('lm_head.weight')!, g.lmHead, count);
+      return { sum: res.loss! * count, count };
+    },
+    async validate() {
+      if (!valBatches.length) return null;
+      let sum = 0, count = 0;
+      for (const b of valBatches) {
+        const r = await run.forward(b.ids, b.B, b.T, { targets: b.targets });
+        sum += r.loss! * r.count!;
+        count += r.count!;
+      }
+      return sum / count;
+    },
+    afterUpdate: () => run.invalidate(),
+    weightsFile: 'model.safetensors',
+    // with config.json (f32) and the tokenizer a checkpoint folder is itself a loadable model
+    writeExtras(dir) {
+      fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...srcConfig, torch_dtype: 'float32' }, null, 2) + '\n');
+      for (const f of AUX_FILES) if (fs.existsSync(path.join(o.model, f))) fs.copyFileSync(path.join(o.model, f), path.join(dir, f));
+    },
+    fingerprint: { method: 'cpt', model: path.resolve(o.model), data: sources.map((_, i) => reader.name(i)), val: valSource, seqLen, eos, shuffleBuffer: o.shuffleBuffer ?? 64 },
+  };
+  const label = o.label ?? `${path.basename(path.resolve(o.model))}-cpt`;
+  const header = {
+    kind: 'train' as const, label, method: 'cpt' as const, model: path.resolve(o.model),
+    settings: { ...settings, seqLen, data: sources.map((_, i) => reader.name(i)), validation: valSource, valSeqs: valRows.length, epochs: o.maxSteps ? undefined : epochs },
+  };
+  prepareOutput(out, o);
+  const r = await train(task, settings, { label: `cpt ${label}`, ckptRoot: path.join(out, CKPT_DIR), resume: o.resume ?? false, logFile: path.join(out, LOG_FILE), logHeader: header, stopAfter: o.stopAfter });
+  reader.close();
+  if (r.stopped) return { out, log: { ...header, steps: r.steps }, seconds: r.seconds, stopped: true };
+
+  const chosen = (o.final ?? 'best') === 'best' && r.bestDir ? r.bestDir : r.latestDir!;
+  loadParams(params, chosen, 'model.safetensors');
+  saveModel(exportModel(model, params, dtypes), path.join(out, 'model'), {
+    sourceDir: o.model, force: true, extraFiles: provenance(o.model, { method: 'cpt', checkpoint: path.basename(chosen), steps: r.steps.length }),
+  });
+  const log: FinalLog = { ...header, steps: r.steps, complete: true, seconds: r.seconds };
+  writeLog(out, log);
+  if (!o.keepCheckpoints) fs.rmSync(path.join(out, CKPT_DIR), { recursive: true, force: true });
+  return { out, log, seconds: r.seconds, stopped: false };
+}
