@@ -2,12 +2,8 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { brownDocuments, brownSplit, brownSplitOf, brownText, detokenize, type BrownSplit } from '../src/data/brown.js';
 
-test('the corpus: 500 documents, ~1M words, parsed quickly', () => {
-  const t0 = performance.now();
+test('the corpus: 500 documents, ~1M words', () => {
   const docs = brownDocuments();
-  const ms = performance.now() - t0;
-  // ~0.7 s alone; the bound leaves room for a busy machine.
-  assert.ok(ms < 4000, `parsing took ${ms.toFixed(0)} ms`);
   assert.equal(docs.length, 500);
   assert.equal(new Set(docs.map((d) => d.id)).size, 500);
   assert.equal(new Set(docs.map((d) => d.category)).size, 15);

@@ -2,8 +2,19 @@
  * Plain TypeScript GEMM: the portable fallback, the reference the fast backends are tested
  * against, and the fastest choice for tiny matrices where a native call costs more than the math.
  */
-import type { Backend, GemmArgs, BmmArgs } from './backend.js';
+import type { Backend, GemmArgs, BmmArgs, BOperand } from './backend.js';
 import { toF32 } from './tensor.js';
+
+/** The B operand as one f32 array (stacked operands concatenated, stored dtypes widened). */
+export function operandF32(b: BOperand): Float32Array {
+  if (b instanceof Float32Array) return b;
+  if (!Array.isArray(b)) return toF32(b);
+  const parts = b.map((p) => (p instanceof Float32Array ? p : toF32(p)));
+  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+  let o = 0;
+  for (const p of parts) { out.set(p, o); o += p.length; }
+  return out;
+}
 
 /** C (+)= op(A) op(B), all row-major f32. */
 export function gemmF32(a: Float32Array, b: Float32Array, c: Float32Array, m: number, n: number, k: number,
@@ -64,7 +75,7 @@ export function gemmF32(a: Float32Array, b: Float32Array, c: Float32Array, m: nu
 export const jsBackend: Backend = {
   name: 'js',
   async gemm(x: GemmArgs) {
-    const b = x.b instanceof Float32Array ? x.b : toF32(x.b);
+    const b = operandF32(x.b);
     gemmF32(x.a, b, x.c, x.m, x.n, x.k, x.transA ?? false, x.transB ?? false, x.accumulate ?? false);
   },
   async bmm(x: BmmArgs) {

@@ -92,6 +92,34 @@ export function siluMulBackward(dOut: Float32Array, gate: Float32Array, up: Floa
   }
 }
 
+/**
+ * Causal softmax in place over nBatch blocks of `rows` rows of S scores, scaled by `scale` first;
+ * row r of a block sees keys 0..pos0 + r % T (the grouped-query layout of attention.ts).
+ */
+export function softmaxCausal(p: Float32Array, nBatch: number, rows: number, S: number, T: number, pos0: number, scale: number): void {
+  for (let bj = 0; bj < nBatch; bj++) {
+    for (let r = 0; r < rows; r++) {
+      const o = (bj * rows + r) * S;
+      const last = Math.min(pos0 + (r % T), S - 1); // keys 0..last are visible
+      let m = -Infinity;
+      for (let s = 0; s <= last; s++) {
+        const v = p[o + s]! * scale;
+        p[o + s] = v;
+        if (v > m) m = v;
+      }
+      let sum = 0;
+      for (let s = 0; s <= last; s++) {
+        const e = Math.exp(p[o + s]! - m);
+        p[o + s] = e;
+        sum += e;
+      }
+      const inv = 1 / sum;
+      for (let s = 0; s <= last; s++) p[o + s]! *= inv;
+      for (let s = last + 1; s < S; s++) p[o + s] = 0;
+    }
+  }
+}
+
 /** a += b */
 export function addInPlace(a: Float32Array, b: Float32Array, n = a.length): void {
   for (let i = 0; i < n; i++) a[i]! += b[i]!;

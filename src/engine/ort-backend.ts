@@ -1,22 +1,27 @@
 /**
  * GEMMs through onnxruntime-node (MLAS kernels, multi-threaded): the fastest fp32 matmul
  * reachable from Node here. Each distinct op shape family gets one tiny ONNX graph with symbolic
- * dimensions, built once and reused. bf16 weights are widened into a scratch buffer per call
- * (ORT's JS API has no bfloat16 tensors); f16 weights are cast inside the graph.
+ * dimensions, built once and reused. Outputs are written straight into the caller's C (ORT
+ * pre-allocated outputs), so no result is copied.
+ *
+ * bf16/f16 weights are widened per call by the WebAssembly SIMD kernels into a scratch heap (ORT's
+ * JS API has no bfloat16 tensors); several weights stacked along N (q/k/v, gate/up) are widened
+ * into one buffer and run as one wider GEMM. f32 weights are passed as they are.
  * Tiny products go to the JS kernel, where a native call would cost more than the arithmetic.
+ *
+ * session.run() is synchronous on the calling thread (the binding defers it with setImmediate),
+ * so widening cannot overlap a running GEMM; it is made cheap instead (one SIMD pass at memory
+ * speed). Calls are serialized: the scratch heap holds one call's widened weights at a time.
  */
 import ort from 'onnxruntime-node';
 import onnxPkg from 'onnx-proto';
-import type { Backend, GemmArgs, BmmArgs } from './backend.js';
+import type { Backend, GemmArgs, BmmArgs, BOperand } from './backend.js';
 import { jsBackend } from './js-backend.js';
-import { widenBf16 } from './dtype.js';
-import type { Tensor } from './tensor.js';
+import { WasmHeap } from './wasm/heap.js';
 
 const { onnx } = onnxPkg;
 const FLOAT = onnx.TensorProto.DataType.FLOAT;
-const FLOAT16 = onnx.TensorProto.DataType.FLOAT16;
 const INT = onnx.AttributeProto.AttributeType.INT;
-const INTS = onnx.AttributeProto.AttributeType.INTS;
 
 /** Below this many multiply-adds the JS kernel wins over a native call. */
 const SMALL_MACS = 1 << 17;
@@ -30,52 +35,64 @@ function valueInfo(name: string, dims: (string | number)[], elemType: number = F
 
 function encodeModel(nodes: InstanceType<typeof onnx.NodeProto>[], inputs: ReturnType<typeof valueInfo>[], outputs: ReturnType<typeof valueInfo>[]): Uint8Array {
   const graph = onnx.GraphProto.create({ name: 'g', node: nodes, input: inputs, output: outputs });
-  const model = onnx.ModelProto.create({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], graph });
+  const model = onnx.ModelProto.create({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }, { domain: 'com.microsoft', version: 1 }], graph });
   return onnx.ModelProto.encode(model).finish();
 }
 
-function gemmGraph(transA: boolean, transB: boolean, accumulate: boolean, half: boolean): Uint8Array {
-  const nodes = [];
-  let bName = 'B';
-  if (half) {
-    nodes.push(onnx.NodeProto.create({ opType: 'Cast', input: ['B'], output: ['Bf'], attribute: [{ name: 'to', i: FLOAT, type: INT }] }));
-    bName = 'Bf';
-  }
-  nodes.push(onnx.NodeProto.create({
-    opType: 'Gemm', input: accumulate ? ['A', bName, 'C'] : ['A', bName], output: ['Y'],
+function gemmGraph(transA: boolean, transB: boolean, accumulate: boolean): Uint8Array {
+  const node = onnx.NodeProto.create({
+    opType: 'Gemm', input: accumulate ? ['A', 'B', 'C'] : ['A', 'B'], output: ['Y'],
     attribute: [{ name: 'transA', i: transA ? 1 : 0, type: INT }, { name: 'transB', i: transB ? 1 : 0, type: INT }, { name: 'beta', f: 1, type: onnx.AttributeProto.AttributeType.FLOAT }],
-  }));
-  const inputs = [valueInfo('A', transA ? ['k', 'm'] : ['m', 'k']), valueInfo('B', transB ? ['n', 'k'] : ['k', 'n'], half ? FLOAT16 : FLOAT)];
+  });
+  const inputs = [valueInfo('A', transA ? ['k', 'm'] : ['m', 'k']), valueInfo('B', transB ? ['n', 'k'] : ['k', 'n'])];
   if (accumulate) inputs.push(valueInfo('C', ['m', 'n']));
-  return encodeModel(nodes, inputs, [valueInfo('Y', ['m', 'n'])]);
+  return encodeModel([node], inputs, [valueInfo('Y', ['m', 'n'])]);
 }
 
+/** Batched matmul with transposes folded into MLAS packing (com.microsoft FusedMatMul, no Transpose copies). */
 function bmmGraph(transA: boolean, transB: boolean): Uint8Array {
-  const nodes = [];
-  let aName = 'A', bName = 'B';
-  if (transA) {
-    nodes.push(onnx.NodeProto.create({ opType: 'Transpose', input: ['A'], output: ['At'], attribute: [{ name: 'perm', ints: [0, 2, 1], type: INTS }] }));
-    aName = 'At';
-  }
-  if (transB) {
-    nodes.push(onnx.NodeProto.create({ opType: 'Transpose', input: ['B'], output: ['Bt'], attribute: [{ name: 'perm', ints: [0, 2, 1], type: INTS }] }));
-    bName = 'Bt';
-  }
-  nodes.push(onnx.NodeProto.create({ opType: 'MatMul', input: [aName, bName], output: ['Y'] }));
-  return encodeModel(nodes, [valueInfo('A', transA ? ['b', 'k', 'm'] : ['b', 'm', 'k']), valueInfo('B', transB ? ['b', 'n', 'k'] : ['b', 'k', 'n'])], [valueInfo('Y', ['b', 'm', 'n'])]);
+  const node = onnx.NodeProto.create({
+    opType: 'FusedMatMul', domain: 'com.microsoft', input: ['A', 'B'], output: ['Y'],
+    attribute: [{ name: 'transA', i: transA ? 1 : 0, type: INT }, { name: 'transB', i: transB ? 1 : 0, type: INT }],
+  });
+  return encodeModel([node], [valueInfo('A', transA ? ['b', 'k', 'm'] : ['b', 'm', 'k']), valueInfo('B', transB ? ['b', 'n', 'k'] : ['b', 'k', 'n'])], [valueInfo('Y', ['b', 'm', 'n'])]);
 }
 
 export interface OrtBackendOptions {
   /** intra-op threads (default: all cores) */
   threads?: number;
+  /** largest M that takes the stored-weight GEMV path (default GEMV_MAX_M; 0 disables it) */
+  gemvMaxM?: number;
 }
+
+/** bf16/f16 elements widened per step through a small bounce buffer that stays in cache. */
+const WIDEN_CHUNK = 1 << 16;
+/**
+ * Up to this many rows of A (decoding), products with 16-bit weights skip widening and ORT: a
+ * WebAssembly kernel reads each weight once at its stored width (widening would write and ORT
+ * re-read it at twice that), which is what bounds small-M products.
+ */
+const GEMV_MAX_M = 4;
+/** bytes of weight rows staged per GEMV step */
+const GEMV_CHUNK_BYTES = 256 << 10;
 
 export class OrtBackend implements Backend {
   readonly name = 'onnxruntime';
   private sessions = new Map<string, Promise<ort.InferenceSession>>();
-  private scratch = new Float32Array(0);
+  /** widened weights; its views live only during one gemm call, so it may grow freely */
+  private heap = new WasmHeap(false, 64 << 20);
+
+  /** tail of the queue of calls (the scratch heap is reused by each) */
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(private opts: OrtBackendOptions = {}) {}
+
+  /** Run calls one after another: the scratch heap must not change under a pending session.run. */
+  private serial<T>(f: () => Promise<T>): Promise<T> {
+    const r = this.queue.then(f, f);
+    this.queue = r.catch(() => undefined);
+    return r;
+  }
 
   private session(key: string, build: () => Uint8Array): Promise<ort.InferenceSession> {
     let s = this.sessions.get(key);
@@ -90,45 +107,102 @@ export class OrtBackend implements Backend {
     return s;
   }
 
-  /** The weight operand as an ORT tensor: f32 as is, f16 as is (cast in-graph), bf16 widened. */
-  private weightTensor(b: Float32Array | Tensor, dims: number[]): { t: ort.Tensor; half: boolean } {
-    if (b instanceof Float32Array) return { t: new ort.Tensor('float32', b, dims), half: false };
-    if (b.dtype === 'f32') return { t: new ort.Tensor('float32', b.data as Float32Array, dims), half: false };
-    if (b.dtype === 'f16') return { t: new ort.Tensor('float16', b.data as Uint16Array, dims), half: true };
-    const n = b.data.length;
-    if (this.scratch.length < n) this.scratch = new Float32Array(n);
-    const w = this.scratch.subarray(0, n);
-    widenBf16(b.data as Uint16Array, w);
-    return { t: new ort.Tensor('float32', w, dims), half: false };
+  /** The B operand as f32: an f32 array as is, anything else widened/stacked into the scratch heap. */
+  private weightF32(b: BOperand): Float32Array {
+    if (b instanceof Float32Array) return b;
+    const parts = Array.isArray(b) ? b : [b];
+    if (parts.length === 1 && !(parts[0] instanceof Float32Array) && parts[0]!.dtype === 'f32') return parts[0]!.data as Float32Array;
+    const total = parts.reduce((s, p) => s + (p instanceof Float32Array ? p.length : p.data.length), 0);
+    const H = this.heap;
+    H.release(0);
+    H.reserve(total * 4 + WIDEN_CHUNK * 2 + 256); // may grow (and detach) only this heap's views
+    const dst = H.alloc(total * 4), bounce = H.alloc(WIDEN_CHUNK * 2);
+    let off = dst;
+    for (const p of parts) {
+      const data = p instanceof Float32Array ? p : p.data;
+      if (data instanceof Float32Array) H.viewF32(off, data.length).set(data);
+      else {
+        const widen = (p as { dtype: string }).dtype === 'bf16' ? H.k.widen_bf16 : H.k.widen_f16;
+        for (let i = 0; i < data.length; i += WIDEN_CHUNK) {
+          const n = Math.min(WIDEN_CHUNK, data.length - i);
+          H.viewU16(bounce, n).set(data.subarray(i, i + n));
+          widen(bounce, off + i * 4, n);
+        }
+      }
+      off += data.length * 4;
+    }
+    return H.viewF32(dst, total);
   }
 
-  async gemm(x: GemmArgs): Promise<void> {
+  /** Whether every B operand is a 16-bit stored weight (the GEMV path's case). */
+  private static halfWeights(b: BOperand): boolean {
+    const parts = Array.isArray(b) ? b : [b];
+    return parts.every((p) => !(p instanceof Float32Array) && p.dtype !== 'f32');
+  }
+
+  /** C [m, n] = A [m, k] * stacked W^T for small m, from the stored 16-bit weights. */
+  private gemvStored(x: GemmArgs): void {
+    const { m, n, k } = x;
+    const parts = (Array.isArray(x.b) ? x.b : [x.b]) as { dtype: string; data: Uint16Array }[];
+    const H = this.heap;
+    const rowsPer = Math.max(1, Math.floor(GEMV_CHUNK_BYTES / (2 * k)));
+    H.release(0);
+    H.reserve((m * k + m * n) * 4 + rowsPer * k * 2 + 256);
+    const pa = H.alloc(m * k * 4), pc = H.alloc(m * n * 4), pw = H.alloc(rowsPer * k * 2);
+    H.viewF32(pa, m * k).set(x.a.subarray(0, m * k));
+    let col = 0;
+    for (const p of parts) {
+      const rows = p.data.length / k, btype = p.dtype === 'bf16' ? 1 : 2;
+      for (let r0 = 0; r0 < rows; r0 += rowsPer) {
+        const nr = Math.min(rowsPer, rows - r0);
+        H.viewU16(pw, nr * k).set(p.data.subarray(r0 * k, (r0 + nr) * k));
+        H.k.gemv_nt(pa, m, k, pw, btype, nr, pc + (col + r0) * 4, n);
+      }
+      col += rows;
+    }
+    x.c.set(H.viewF32(pc, m * n));
+  }
+
+  gemm(x: GemmArgs): Promise<void> {
     if (x.m * x.n * x.k < SMALL_MACS) return jsBackend.gemm(x);
-    const transA = x.transA ?? false, transB = x.transB ?? false, acc = x.accumulate ?? false;
-    const { t: bT, half } = this.weightTensor(x.b, transB ? [x.n, x.k] : [x.k, x.n]);
-    const sess = await this.session(`gemm:${+transA}${+transB}${+acc}${+half}`, () => gemmGraph(transA, transB, acc, half));
-    const feeds: Record<string, ort.Tensor> = { A: new ort.Tensor('float32', x.a.subarray(0, x.m * x.k), transA ? [x.k, x.m] : [x.m, x.k]), B: bT };
-    if (acc) feeds['C'] = new ort.Tensor('float32', x.c.subarray(0, x.m * x.n), [x.m, x.n]);
-    const out = await sess.run(feeds);
-    x.c.set(out['Y']!.data as Float32Array);
+    return this.serial(() => this.gemmNow(x));
   }
 
-  async bmm(x: BmmArgs): Promise<void> {
+  private async gemmNow(x: GemmArgs): Promise<void> {
+    if (x.m <= (this.opts.gemvMaxM ?? GEMV_MAX_M) && x.transB && !x.transA && !x.accumulate && OrtBackend.halfWeights(x.b)) return this.gemvStored(x);
+    const transA = x.transA ?? false, transB = x.transB ?? false, acc = x.accumulate ?? false;
+    if (Array.isArray(x.b) && !transB) throw new Error('stacked B operands need transB');
+    const sess = await this.session(`gemm:${+transA}${+transB}${+acc}`, () => gemmGraph(transA, transB, acc));
+    const b = this.weightF32(x.b);
+    const feeds: Record<string, ort.Tensor> = {
+      A: new ort.Tensor('float32', x.a.subarray(0, x.m * x.k), transA ? [x.k, x.m] : [x.m, x.k]),
+      B: new ort.Tensor('float32', b.subarray(0, x.n * x.k), transB ? [x.n, x.k] : [x.k, x.n]),
+    };
+    const c = x.c.subarray(0, x.m * x.n);
+    if (acc) {
+      // Y = A B + C: C is an input here, so the result cannot be written over it in place
+      feeds['C'] = new ort.Tensor('float32', c, [x.m, x.n]);
+      const out = await sess.run(feeds);
+      c.set(out['Y']!.data as Float32Array);
+    } else {
+      await sess.run(feeds, { Y: new ort.Tensor('float32', c, [x.m, x.n]) });
+    }
+  }
+
+  bmm(x: BmmArgs): Promise<void> {
     if (x.batch * x.m * x.n * x.k < SMALL_MACS) return jsBackend.bmm(x);
+    return this.serial(() => this.bmmNow(x));
+  }
+
+  private async bmmNow(x: BmmArgs): Promise<void> {
     const transA = x.transA ?? false, transB = x.transB ?? false;
     const sess = await this.session(`bmm:${+transA}${+transB}`, () => bmmGraph(transA, transB));
-    const out = await sess.run({
+    await sess.run({
       A: new ort.Tensor('float32', x.a.subarray(0, x.batch * x.m * x.k), transA ? [x.batch, x.k, x.m] : [x.batch, x.m, x.k]),
       B: new ort.Tensor('float32', x.b.subarray(0, x.batch * x.k * x.n), transB ? [x.batch, x.n, x.k] : [x.batch, x.k, x.n]),
-    });
-    x.c.set(out['Y']!.data as Float32Array);
+    }, { Y: new ort.Tensor('float32', x.c.subarray(0, x.batch * x.m * x.n), [x.batch, x.m, x.n]) });
   }
 }
 
-let defaultBackend: Backend | null = null;
-
-/** The process-wide default backend: onnxruntime unless SHORTENED_BACKEND=js. */
-export function getBackend(): Backend {
-  if (!defaultBackend) defaultBackend = process.env['SHORTENED_BACKEND'] === 'js' ? jsBackend : new OrtBackend();
-  return defaultBackend;
-}
+/** The process-wide default backend (kept here for existing imports; see select.ts). */
+export { getBackend } from './select.js';

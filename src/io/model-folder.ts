@@ -137,7 +137,11 @@ export function configJson(model: LlamaModel): Record<string, unknown> {
   // Per-layer config lists (e.g. layer_types) must have one entry per kept layer; callers slice them.
   const uniform = c.layers.every((l) => l.numHeads === c.layers[0]!.numHeads && l.numKvHeads === c.layers[0]!.numKvHeads && l.intermediateSize === c.layers[0]!.intermediateSize);
   if (uniform && c.layers.length > 0) {
-    raw['num_attention_heads'] = raw['num_attention_heads'] ?? c.layers[0]!.numHeads;
+    // uniform blocks: the standard top-level keys describe every block (also after width pruning)
+    raw['num_attention_heads'] = c.layers[0]!.numHeads;
+    raw['num_key_value_heads'] = c.layers[0]!.numKvHeads;
+    raw['intermediate_size'] = c.layers[0]!.intermediateSize;
+    raw['head_dim'] = c.headDim;
     delete raw[LAYER_SHAPES_KEY];
   } else {
     raw[LAYER_SHAPES_KEY] = c.layers.map((l) => ({ num_attention_heads: l.numHeads, num_key_value_heads: l.numKvHeads, intermediate_size: l.intermediateSize }));

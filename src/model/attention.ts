@@ -7,6 +7,7 @@
  * Row r of a group block is query head (j*group + r / T) at time r % T.
  */
 import type { Backend } from '../engine/backend.js';
+import { softmaxCausal } from '../engine/wasm-kernels.js';
 
 export interface AttnDims {
   B: number;     // batch rows
@@ -61,38 +62,18 @@ export interface AttnSaved {
 }
 
 /**
- * out [B*nKV, group*T, d] = softmax(qh kh^T / sqrt(d) + causal) vh. Returns the probabilities.
+ * out [B*nKV, group*T, d] = softmax(qh kh^T / sqrt(d) + causal) vh. Returns the probabilities
+ * (written into `probs` [B*nKV, group*T, S] when given).
  */
-export async function attentionForward(be: Backend, qh: Float32Array, kh: Float32Array, vh: Float32Array, out: Float32Array, dims: AttnDims): Promise<Float32Array> {
+export async function attentionForward(be: Backend, qh: Float32Array, kh: Float32Array, vh: Float32Array, out: Float32Array, dims: AttnDims,
+  probs?: Float32Array): Promise<Float32Array> {
   const { B, T, S, pos0, nH, nKV, d } = dims;
-  const group = nH / nKV;
-  const rows = group * T;
-  const probs = new Float32Array(B * nKV * rows * S);
-  await be.bmm({ a: qh, b: kh, c: probs, batch: B * nKV, m: rows, n: S, k: d, transB: true });
-  const scale = 1 / Math.sqrt(d);
-  for (let bj = 0; bj < B * nKV; bj++) {
-    for (let r = 0; r < rows; r++) {
-      const o = (bj * rows + r) * S;
-      const last = pos0 + (r % T); // causal: keys 0..last are visible
-      let m = -Infinity;
-      for (let s = 0; s <= last; s++) {
-        const v = probs[o + s]! * scale;
-        probs[o + s] = v;
-        if (v > m) m = v;
-      }
-      let sum = 0;
-      for (let s = 0; s <= last; s++) {
-        const e = Math.exp(probs[o + s]! - m);
-        probs[o + s] = e;
-        sum += e;
-      }
-      const inv = 1 / sum;
-      for (let s = 0; s <= last; s++) probs[o + s]! *= inv;
-      for (let s = last + 1; s < S; s++) probs[o + s] = 0;
-    }
-  }
-  await be.bmm({ a: probs, b: vh, c: out, batch: B * nKV, m: rows, n: d, k: S });
-  return probs;
+  const rows = (nH / nKV) * T;
+  const p = probs ?? new Float32Array(B * nKV * rows * S);
+  await be.bmm({ a: qh, b: kh, c: p, batch: B * nKV, m: rows, n: S, k: d, transB: true });
+  softmaxCausal(p, B * nKV, rows, S, T, pos0, 1 / Math.sqrt(d));
+  await be.bmm({ a: p, b: vh, c: out, batch: B * nKV, m: rows, n: d, k: S });
+  return p;
 }
 
 /** Gradients of qh, kh, vh from the gradient of the attention output (all in heads layout). */

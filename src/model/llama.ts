@@ -10,12 +10,12 @@
  * inside the GEMM backend. With `keep`, each block saves what its backward needs.
  */
 import type { Backend } from '../engine/backend.js';
-import { getBackend } from '../engine/ort-backend.js';
+import { getBackend } from '../engine/select.js';
 import { type Tensor, toF32, rowsToF32 } from '../engine/tensor.js';
-import {
-  rmsnormForward, rmsnormBackward, addBias, biasBackward, rope, siluMulForward, siluMulBackward, addInPlace, logSumExp,
-} from '../engine/kernels.js';
-import { attentionForward, attentionBackward, toHeads, fromHeads, type AttnSaved } from './attention.js';
+import { addBias, biasBackward, addInPlace } from '../engine/kernels.js';
+import * as wk from '../engine/wasm-kernels.js';
+import { withActivationHeap, type WasmHeap } from '../engine/wasm/heap.js';
+import { attentionForward, attentionBackward, type AttnSaved } from './attention.js';
 import { ropeTables, type RopeTables } from './rope.js';
 import type { LlamaModel, BlockWeights, BlockWeightName, BlockBiasName } from './weights.js';
 import type { LoraAdapters, LoraPair, LoraGrads, LoraTarget } from './lora.js';
@@ -78,8 +78,12 @@ export interface ForwardResult {
   count?: number;
   hidden?: Float32Array[];
   /** internal state for backward */
-  saved?: { ids: Int32Array; targets: Int32Array; acts: BlockActs[]; blocks: number[]; xFinal: Float32Array; xnF: Float32Array; rstdF: Float32Array };
+  saved?: { ids: Int32Array; targets: Int32Array; acts: BlockActs[]; blocks: number[]; xFinal: Float32Array; xnF: Float32Array; rstdF: Float32Array; lse?: Float64Array };
 }
+
+/** The LM head runs over vocabulary chunks of this many rows of lm_head, for up to HEAD_ROWS tokens at once. */
+const HEAD_VOCAB_CHUNK = 4096;
+const HEAD_ROWS = 4096;
 
 /** Default LM targets: ids[b, t+1], and -100 at each row's last position. */
 export function shiftTargets(ids: Int32Array, B: number, T: number): Int32Array {
@@ -160,11 +164,47 @@ export class LlamaRunner {
    * with a cache, keys/values of earlier positions come from it and the new ones are appended.
    */
   async block(li: number, x: Float32Array, B: number, T: number, pos0: number, opts: { cache?: KVCache; keep?: boolean; rng?: () => number }): Promise<{ x: Float32Array; acts?: BlockActs }> {
+    return withActivationHeap(this.workspaceBytes(B, T, pos0 + T, opts.keep ?? false), async (heap) => {
+      const xOut = new Float32Array(B * T * this.config.hiddenSize);
+      const acts = await this.blockInto(li, x, xOut, B, T, pos0, opts, heap);
+      return acts ? { x: xOut, acts } : { x: xOut };
+    });
+  }
+
+  /**
+   * Bytes of activation heap a forward over B x T tokens (keys up to S) uses: one block's buffers,
+   * the residual stream, the head's logits chunk, and room to stage arrays from outside the heap.
+   */
+  private workspaceBytes(B: number, T: number, S: number, keep: boolean): number {
+    const c = this.config, N = B * T, H = c.hiddenSize;
+    let block = 0, widest = H;
+    for (const l of c.layers) {
+      const q = l.numHeads * c.headDim, kv = l.numKvHeads * c.headDim, I = l.intermediateSize;
+      // xn1 o xMid xn2 down, qkv, qh oh att, gate/up act, kh vh, probabilities
+      block = Math.max(block, N * (5 * H + q + 2 * kv + 3 * q + 3 * I + 2 * kv) + B * l.numHeads * T * S + 4 * N);
+      widest = Math.max(widest, 2 * I, l.numHeads * S); // per token: [gate|up], probabilities
+    }
+    const head = N * H + Math.min(N, HEAD_ROWS) * HEAD_VOCAB_CHUNK + 4 * N;
+    const staging = (keep ? 3 : 1) * N * widest;
+    return 4 * (block + head + 2 * N * H + staging) + (1 << 20);
+  }
+
+  /**
+   * The block, writing the new residual stream into xOut. Temporaries live in the activation heap
+   * (GEMM outputs and kernels share them, no copies); with `keep`, what the backward needs is
+   * allocated as plain arrays so it outlives the call. Without LoRA, q/k/v (and gate/up, unless
+   * kept) run as one stacked GEMM each, read in place through row strides.
+   */
+  private async blockInto(li: number, x: Float32Array, xOut: Float32Array, B: number, T: number, pos0: number,
+    opts: { cache?: KVCache; keep?: boolean; rng?: () => number }, heap: WasmHeap): Promise<BlockActs | undefined> {
     const cfg = this.config;
     const w: BlockWeights = this.model.weights.blocks[li]!;
     const shape = cfg.layers[li]!;
     const H = cfg.hiddenSize, d = cfg.headDim, nH = shape.numHeads, nKV = shape.numKvHeads, I = shape.intermediateSize;
-    const N = B * T;
+    const N = B * T, qW = nH * d, kvW = nKV * d;
+    const keep = opts.keep ?? false;
+    const tmp = (n: number) => heap.f32(n);
+    const saved = (n: number) => (keep ? new Float32Array(n) : heap.f32(n));
     const lora = this.adapters?.[li] ?? {};
     const loraSave: BlockActs['lora'] = {};
     const saveFor = (t: LoraTarget) => {
@@ -178,53 +218,82 @@ export class LlamaRunner {
       s?.done();
       return y;
     };
+    /** y = inp W^T + b into a heap buffer (no LoRA on this projection) */
+    const proj = async (inp: Float32Array, W: Tensor, bias: Tensor | undefined, y: Float32Array) => {
+      const [out, inW] = W.shape as [number, number];
+      await this.be.gemm({ a: inp, b: W, c: y, m: N, n: out, k: inW, transB: true });
+      if (bias) wk.addBias(y, this.vec(bias), N, out);
+      return y;
+    };
 
     // attention
-    const xn1 = new Float32Array(N * H), rstd1 = new Float32Array(N);
-    rmsnormForward(x, this.vec(w.inputNorm), xn1, rstd1, N, H, cfg.rmsNormEps);
-    const q = await lin('q', xn1, w.q, w.qBias);
-    const k = await lin('k', xn1, w.k, w.kBias);
-    const v = await lin('v', xn1, w.v, w.vBias);
+    const xn1 = saved(N * H), rstd1 = keep ? new Float32Array(N) : tmp(N);
+    wk.rmsnormForward(x, this.vec(w.inputNorm), xn1, rstd1, N, H, cfg.rmsNormEps);
+    let q: Float32Array, k: Float32Array, v: Float32Array, ldq = qW, ldk = kvW, ldv = kvW;
+    if (!lora.q && !lora.k && !lora.v) {
+      // one GEMM over the stacked [Wq; Wk; Wv]: rows of qkv are [q | k | v]
+      const width = qW + 2 * kvW;
+      const qkv = tmp(N * width);
+      await this.be.gemm({ a: xn1, b: [w.q, w.k, w.v], c: qkv, m: N, n: width, k: H, transB: true });
+      q = qkv; k = qkv.subarray(qW); v = qkv.subarray(qW + kvW);
+      ldq = ldk = ldv = width;
+      if (w.qBias) wk.addBias(q, this.vec(w.qBias), N, qW, width);
+      if (w.kBias) wk.addBias(k, this.vec(w.kBias), N, kvW, width);
+      if (w.vBias) wk.addBias(v, this.vec(w.vBias), N, kvW, width);
+    } else {
+      q = await lin('q', xn1, w.q, w.qBias);
+      k = await lin('k', xn1, w.k, w.kBias);
+      v = await lin('v', xn1, w.v, w.vBias);
+    }
     const S = pos0 + T;
     const tables = this.ropeFor(S);
-    const pos = new Int32Array(N);
+    const pos = heap.i32(N);
     for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) pos[b * T + t] = pos0 + t;
-    rope(q, pos, tables.cos, tables.sin, N, nH, d);
-    rope(k, pos, tables.cos, tables.sin, N, nKV, d);
-    const qh = new Float32Array(N * nH * d);
-    toHeads(q, qh, B, T, nH, nKV, d);
-    let kh: Float32Array = new Float32Array(N * nKV * d), vh: Float32Array = new Float32Array(N * nKV * d);
-    toHeads(k, kh, B, T, nKV, nKV, d);
-    toHeads(v, vh, B, T, nKV, nKV, d);
+    wk.rope(q, pos, tables.cos, tables.sin, N, nH, d, false, ldq);
+    wk.rope(k, pos, tables.cos, tables.sin, N, nKV, d, false, ldk);
+    const qh = saved(N * qW);
+    wk.toHeads(q, qh, B, T, nH, nKV, d, ldq);
+    let kh = saved(N * kvW), vh = saved(N * kvW);
+    wk.toHeads(k, kh, B, T, nKV, nKV, d, ldk);
+    wk.toHeads(v, vh, B, T, nKV, nKV, d, ldv);
     if (opts.cache) ({ kh, vh } = opts.cache.append(li, kh, vh, B, T, pos0));
     const dims = { B, T, S, pos0, nH, nKV, d };
-    const oh = new Float32Array(N * nH * d);
-    const probs = await attentionForward(this.be, qh, kh, vh, oh, dims);
-    const att = new Float32Array(N * nH * d);
-    fromHeads(oh, att, B, T, nH, nKV, d);
-    const o = await lin('o', att, w.o, w.oBias);
-    const xMid = new Float32Array(N * H);
-    for (let i = 0; i < xMid.length; i++) xMid[i] = x[i]! + o[i]!;
+    const oh = tmp(N * qW);
+    const probs = await attentionForward(this.be, qh, kh, vh, oh, dims, saved(B * nH * T * S));
+    const att = saved(N * qW);
+    wk.fromHeads(oh, att, B, T, nH, nKV, d);
+    const o = lora.o ? await lin('o', att, w.o, w.oBias) : await proj(att, w.o, w.oBias, tmp(N * H));
+    const xMid = saved(N * H);
+    wk.add(x, o, xMid);
 
     // MLP
-    const xn2 = new Float32Array(N * H), rstd2 = new Float32Array(N);
-    rmsnormForward(xMid, this.vec(w.postNorm), xn2, rstd2, N, H, cfg.rmsNormEps);
-    const gate = await lin('gate', xn2, w.gate, w.gateBias);
-    const up = await lin('up', xn2, w.up, w.upBias);
-    const act = new Float32Array(N * I);
-    siluMulForward(gate, up, act, N * I);
-    const down = await lin('down', act, w.down, w.downBias);
-    const xOut = new Float32Array(N * H);
-    for (let i = 0; i < xOut.length; i++) xOut[i] = xMid[i]! + down[i]!;
-    if (!opts.keep) return { x: xOut };
-    return { x: xOut, acts: { xIn: x, xn1, rstd1, attn: { qh, kh, vh, probs, dims }, att, xMid, xn2, rstd2, gate, up, act, lora: loraSave } };
+    const xn2 = saved(N * H), rstd2 = keep ? new Float32Array(N) : tmp(N);
+    wk.rmsnormForward(xMid, this.vec(w.postNorm), xn2, rstd2, N, H, cfg.rmsNormEps);
+    let gate: Float32Array, up: Float32Array, ldg = I;
+    if (!keep && !lora.gate && !lora.up) {
+      // one GEMM over the stacked [Wgate; Wup]: rows are [gate | up]
+      const gu = tmp(N * 2 * I);
+      await this.be.gemm({ a: xn2, b: [w.gate, w.up], c: gu, m: N, n: 2 * I, k: H, transB: true });
+      gate = gu; up = gu.subarray(I); ldg = 2 * I;
+      if (w.gateBias) wk.addBias(gate, this.vec(w.gateBias), N, I, ldg);
+      if (w.upBias) wk.addBias(up, this.vec(w.upBias), N, I, ldg);
+    } else {
+      gate = lora.gate ? await lin('gate', xn2, w.gate, w.gateBias) : await proj(xn2, w.gate, w.gateBias, saved(N * I));
+      up = lora.up ? await lin('up', xn2, w.up, w.upBias) : await proj(xn2, w.up, w.upBias, saved(N * I));
+    }
+    const act = saved(N * I);
+    wk.siluMul(gate, up, act, N, I, ldg);
+    const down = lora.down ? await lin('down', act, w.down, w.downBias) : await proj(act, w.down, w.downBias, tmp(N * H));
+    wk.add(xMid, down, xOut);
+    if (!keep) return undefined;
+    return { xIn: x, xn1, rstd1, attn: { qh, kh, vh, probs, dims }, att, xMid, xn2, rstd2, gate, up, act, lora: loraSave };
   }
 
   /** Final norm; returns normalized states (and rstd for backward). */
   finalNorm(x: Float32Array, N: number): { xn: Float32Array; rstd: Float32Array } {
     const H = this.config.hiddenSize;
     const xn = new Float32Array(N * H), rstd = new Float32Array(N);
-    rmsnormForward(x, this.vec(this.model.weights.norm), xn, rstd, N, H, this.config.rmsNormEps);
+    wk.rmsnormForward(x, this.vec(this.model.weights.norm), xn, rstd, N, H, this.config.rmsNormEps);
     return { xn, rstd };
   }
 
@@ -237,53 +306,87 @@ export class LlamaRunner {
   }
 
   /**
-   * NLL of `targets` under the head, computed in row chunks so [N, V] logits need not exist at once.
+   * NLL of `targets` under the head. The head runs over vocabulary chunks of all rows at once
+   * (each lm_head row is widened once, the GEMMs stay wide) with an online log-sum-exp per row,
+   * so [N, V] logits need not exist unless asked for.
    */
   async headNll(xn: Float32Array, targets: Int32Array, N: number, keepLogits: boolean): Promise<{ nll: Float32Array; loss: number; count: number; logits?: Float32Array }> {
-    const V = this.config.vocabSize;
-    const nll = new Float32Array(N);
+    const B = 1, T = N;
+    return withActivationHeap(this.workspaceBytes(B, T, T, false), (heap) => this.headNllInto(xn, targets, N, keepLogits, heap));
+  }
+
+  private async headNllInto(xn: Float32Array, targets: Int32Array, N: number, keepLogits: boolean, heap: WasmHeap): Promise<{ nll: Float32Array; loss: number; count: number; logits?: Float32Array; lse: Float64Array }> {
+    const H = this.config.hiddenSize, V = this.config.vocabSize;
+    const W = this.model.weights.lmHead;
     const logitsAll = keepLogits ? new Float32Array(N * V) : undefined;
-    const chunk = Math.max(1, Math.floor((1 << 22) / V));
-    let sum = 0, count = 0;
-    for (let r0 = 0; r0 < N; r0 += chunk) {
-      const n = Math.min(chunk, N - r0);
-      const lg = await this.logitsRows(xn, r0, n);
-      if (logitsAll) logitsAll.set(lg, r0 * V);
-      for (let i = 0; i < n; i++) {
-        const tgt = targets[r0 + i]!;
-        if (tgt < 0) { nll[r0 + i] = NaN; continue; }
-        const v = logSumExp(lg, i * V, V) - lg[i * V + tgt]!;
-        nll[r0 + i] = v;
-        sum += v;
-        count++;
+    const R = Math.min(N, HEAD_ROWS), VC = Math.min(V, HEAD_VOCAB_CHUNK);
+    const chunk = heap.f32(R * VC), cm = heap.f32(R);
+    const cs = new Float64Array(R);
+    const m = new Float64Array(N).fill(-Infinity), s = new Float64Array(N), tl = new Float64Array(N).fill(NaN);
+    for (let r0 = 0; r0 < N; r0 += R) {
+      const n = Math.min(R, N - r0);
+      for (let v0 = 0; v0 < V; v0 += VC) {
+        const vc = Math.min(VC, V - v0);
+        const rowsW: Tensor = { dtype: W.dtype, shape: [vc, H], data: W.data.subarray(v0 * H, (v0 + vc) * H) };
+        await this.be.gemm({ a: xn.subarray(r0 * H, (r0 + n) * H), b: rowsW, c: chunk, m: n, n: vc, k: H, transB: true });
+        wk.rowMaxSumExp(chunk, n, vc, vc, cm, cs);
+        for (let i = 0; i < n; i++) {
+          // merge this chunk's (max, sum) into the row's running log-sum-exp
+          const r = r0 + i, mc = cm[i]!;
+          const M = Math.max(m[r]!, mc);
+          if (M > -Infinity) s[r] = s[r]! * Math.exp(m[r]! - M) + cs[i]! * Math.exp(mc - M);
+          m[r] = M;
+          const tgt = targets[r]!;
+          if (tgt >= v0 && tgt < v0 + vc) tl[r] = chunk[i * vc + tgt - v0]!;
+          if (logitsAll) logitsAll.set(chunk.subarray(i * vc, (i + 1) * vc), r * V + v0);
+        }
       }
     }
-    return { nll, loss: count ? sum / count : NaN, count, logits: logitsAll };
+    const nll = new Float32Array(N), lse = new Float64Array(N);
+    let sum = 0, count = 0;
+    for (let r = 0; r < N; r++) {
+      lse[r] = m[r]! + Math.log(s[r]!);
+      if (targets[r]! < 0) { nll[r] = NaN; continue; }
+      const v = lse[r]! - tl[r]!;
+      nll[r] = v;
+      sum += v;
+      count++;
+    }
+    return { nll, loss: count ? sum / count : NaN, count, logits: logitsAll, lse };
   }
 
   /** Full forward over ids [B, T] (row-major). */
   async forward(ids: Int32Array, B: number, T: number, opts: ForwardOptions = {}): Promise<ForwardResult> {
     this.checkIds(ids);
-    const N = B * T;
+    const N = B * T, H = this.config.hiddenSize;
     const blocks = opts.blocks ?? [...Array(this.config.numLayers).keys()];
     const pos0 = opts.cache ? opts.cache.length : 0;
-    let x = this.embed(ids);
-    const hidden = opts.hidden ? [x] : undefined;
-    const acts: BlockActs[] = [];
-    for (const li of blocks) {
-      const r = await this.block(li, x, B, T, pos0, { cache: opts.cache, keep: opts.keep, rng: opts.rng });
-      x = r.x;
-      if (r.acts) acts.push(r.acts);
-      hidden?.push(x);
-    }
-    opts.cache?.advance(T);
-    const { xn, rstd } = this.finalNorm(x, N);
-    const res: ForwardResult = { B, T, hidden };
-    const targets = opts.targets ?? (opts.cache ? new Int32Array(N).fill(-100) : shiftTargets(ids, B, T));
-    const head = await this.headNll(xn, targets, N, opts.logits ?? false);
-    Object.assign(res, { nll: head.nll, loss: head.loss, count: head.count, logits: head.logits });
-    if (opts.keep) res.saved = { ids, targets, acts, blocks, xFinal: x, xnF: xn, rstdF: rstd };
-    return res;
+    const keep = opts.keep ?? false;
+    return withActivationHeap(this.workspaceBytes(B, T, pos0 + T, keep), async (heap) => {
+      let x = this.embed(ids);
+      const hidden = opts.hidden ? [x] : undefined;
+      const acts: BlockActs[] = [];
+      // the residual stream ping-pongs between two heap buffers (plain arrays when kept)
+      const stream = keep ? null : [heap.f32(N * H), heap.f32(N * H)];
+      for (let i = 0; i < blocks.length; i++) {
+        const xOut = stream ? stream[i & 1]! : new Float32Array(N * H);
+        const mark = heap.mark();
+        const a = await this.blockInto(blocks[i]!, x, xOut, B, T, pos0, { cache: opts.cache, keep, rng: opts.rng }, heap);
+        heap.release(mark);
+        x = xOut;
+        if (a) acts.push(a);
+        hidden?.push(stream ? x.slice() : x);
+      }
+      opts.cache?.advance(T);
+      const xn = keep ? new Float32Array(N * H) : heap.f32(N * H), rstd = keep ? new Float32Array(N) : heap.f32(N);
+      wk.rmsnormForward(x, this.vec(this.model.weights.norm), xn, rstd, N, H, this.config.rmsNormEps);
+      const res: ForwardResult = { B, T, hidden };
+      const targets = opts.targets ?? (opts.cache ? new Int32Array(N).fill(-100) : shiftTargets(ids, B, T));
+      const head = await this.headNllInto(xn, targets, N, opts.logits ?? false, heap);
+      Object.assign(res, { nll: head.nll, loss: head.loss, count: head.count, logits: head.logits });
+      if (keep) res.saved = { ids, targets, acts, blocks, xFinal: x, xnF: xn, rstdF: rstd, lse: head.lse };
+      return res;
+    });
   }
 
   /** Gradients of the mean NLL (res.loss) w.r.t. the parameters selected by `want` and LoRA adapters. */
@@ -300,26 +403,34 @@ export class LlamaRunner {
     };
     const lmGrad = tied ? (want.lmHead ? grads.embed : null) : grads.lmHead;
 
-    // head: dlogits = (softmax - onehot) / count, chunked over rows
+    // head: dlogits = (softmax - onehot) / count, over vocabulary chunks (as in the forward, each
+    // lm_head chunk is widened for wide GEMMs) with the log-sum-exps the forward computed
     const dxn = new Float32Array(N * H);
     const count = res.count!;
-    const chunk = Math.max(1, Math.floor((1 << 22) / V));
-    for (let r0 = 0; r0 < N; r0 += chunk) {
-      const n = Math.min(chunk, N - r0);
-      const lg = await this.logitsRows(s.xnF, r0, n);
-      for (let i = 0; i < n; i++) {
-        const tgt = s.targets[r0 + i]!;
-        const o = i * V;
-        if (tgt < 0) { lg.fill(0, o, o + V); continue; }
-        const lse = logSumExp(lg, o, V);
-        for (let j = 0; j < V; j++) lg[o + j] = Math.exp(lg[o + j]! - lse) / count;
-        lg[o + tgt]! -= 1 / count;
+    const lse = s.lse ?? (await withActivationHeap(this.workspaceBytes(1, N, N, false), (heap) => this.headNllInto(s.xnF, s.targets, N, false, heap))).lse;
+    await withActivationHeap(this.workspaceBytes(1, Math.min(N, HEAD_ROWS), 1, false), async (heap) => {
+      const R = Math.min(N, HEAD_ROWS), VC = Math.min(V, HEAD_VOCAB_CHUNK);
+      const lg = heap.f32(R * VC), lseF = heap.f32(R), scale = heap.f32(R);
+      for (let r0 = 0; r0 < N; r0 += R) {
+        const n = Math.min(R, N - r0);
+        const xr = s.xnF.subarray(r0 * H, (r0 + n) * H);
+        for (let i = 0; i < n; i++) { lseF[i] = lse[r0 + i]!; scale[i] = s.targets[r0 + i]! < 0 ? 0 : 1 / count; }
+        for (let v0 = 0; v0 < V; v0 += VC) {
+          const vc = Math.min(VC, V - v0);
+          const Wc: Tensor = { dtype: w.lmHead.dtype, shape: [vc, H], data: w.lmHead.data.subarray(v0 * H, (v0 + vc) * H) };
+          await this.be.gemm({ a: xr, b: Wc, c: lg, m: n, n: vc, k: H, transB: true });
+          wk.softmaxRowsLse(lg, n, vc, vc, lseF, scale);
+          for (let i = 0; i < n; i++) {
+            const tgt = s.targets[r0 + i]!;
+            if (tgt >= v0 && tgt < v0 + vc) lg[i * vc + tgt - v0]! -= 1 / count;
+          }
+          await this.be.gemm({ a: lg, b: Wc, c: dxn.subarray(r0 * H, (r0 + n) * H), m: n, n: H, k: vc, accumulate: true });
+          if (lmGrad) await this.be.gemm({ a: lg, b: xr, c: lmGrad.subarray(v0 * H, (v0 + vc) * H), m: vc, n: H, k: n, transA: true, accumulate: true });
+        }
       }
-      await this.be.gemm({ a: lg, b: w.lmHead, c: dxn.subarray(r0 * H, (r0 + n) * H), m: n, n: H, k: V });
-      if (lmGrad) await this.be.gemm({ a: lg, b: s.xnF.subarray(r0 * H, (r0 + n) * H), c: lmGrad, m: V, n: H, k: n, transA: true, accumulate: true });
-    }
+    });
     let dx: Float32Array = new Float32Array(N * H);
-    rmsnormBackward(dxn, s.xFinal, this.vec(w.norm), s.rstdF, dx, grads.norm, N, H);
+    wk.rmsnormBackward(dxn, s.xFinal, this.vec(w.norm), s.rstdF, dx, grads.norm, N, H);
 
     for (let bi = s.blocks.length - 1; bi >= 0; bi--) {
       const li = s.blocks[bi]!;
@@ -383,34 +494,34 @@ export class LlamaRunner {
     const dAct = new Float32Array(N * I);
     await lb('down', dxOut, a.act, w.down, dAct, false, 'downBias', w.downBias);
     const dGate = new Float32Array(N * I), dUp = new Float32Array(N * I);
-    siluMulBackward(dAct, a.gate, a.up, dGate, dUp, N * I);
+    wk.siluMulBackward(dAct, a.gate, a.up, dGate, dUp, N * I);
     const dxn2 = new Float32Array(N * H);
     await lb('gate', dGate, a.xn2, w.gate, dxn2, false, 'gateBias', w.gateBias);
     await lb('up', dUp, a.xn2, w.up, dxn2, true, 'upBias', w.upBias);
-    rmsnormBackward(dxn2, a.xMid, this.vec(w.postNorm), a.rstd2, dxMid, wg('postNorm', w.postNorm), N, H);
+    wk.rmsnormBackward(dxn2, a.xMid, this.vec(w.postNorm), a.rstd2, dxMid, wg('postNorm', w.postNorm), N, H);
 
     // attention: x_mid = x_in + o(att)
     const dAtt = new Float32Array(N * nH * d);
     await lb('o', dxMid, a.att, w.o, dAtt, false, 'oBias', w.oBias);
     const dOh = new Float32Array(N * nH * d);
-    toHeads(dAtt, dOh, B, T, nH, nKV, d);
+    wk.toHeads(dAtt, dOh, B, T, nH, nKV, d);
     const dqh = new Float32Array(N * nH * d), dkh = new Float32Array(N * nKV * d), dvh = new Float32Array(N * nKV * d);
     await attentionBackward(this.be, dOh, a.attn, dqh, dkh, dvh);
     const dq = new Float32Array(N * nH * d), dk = new Float32Array(N * nKV * d), dv = new Float32Array(N * nKV * d);
-    fromHeads(dqh, dq, B, T, nH, nKV, d);
-    fromHeads(dkh, dk, B, T, nKV, nKV, d);
-    fromHeads(dvh, dv, B, T, nKV, nKV, d);
+    wk.fromHeads(dqh, dq, B, T, nH, nKV, d);
+    wk.fromHeads(dkh, dk, B, T, nKV, nKV, d);
+    wk.fromHeads(dvh, dv, B, T, nKV, nKV, d);
     const tables = this.ropeFor(a.attn.dims.S);
     const pos = new Int32Array(N);
     for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) pos[b * T + t] = a.attn.dims.pos0 + t;
-    rope(dq, pos, tables.cos, tables.sin, N, nH, d, true);
-    rope(dk, pos, tables.cos, tables.sin, N, nKV, d, true);
+    wk.rope(dq, pos, tables.cos, tables.sin, N, nH, d, true);
+    wk.rope(dk, pos, tables.cos, tables.sin, N, nKV, d, true);
     const dxn1 = new Float32Array(N * H);
     await lb('q', dq, a.xn1, w.q, dxn1, false, 'qBias', w.qBias);
     await lb('k', dk, a.xn1, w.k, dxn1, true, 'kBias', w.kBias);
     await lb('v', dv, a.xn1, w.v, dxn1, true, 'vBias', w.vBias);
     const dxIn = dxMid; // residual path carries dx_mid through; add the norm branch
-    rmsnormBackward(dxn1, a.xIn, this.vec(w.inputNorm), a.rstd1, dxIn, wg('inputNorm', w.inputNorm), N, H);
+    wk.rmsnormBackward(dxn1, a.xIn, this.vec(w.inputNorm), a.rstd1, dxIn, wg('inputNorm', w.inputNorm), N, H);
     return { dx: dxIn, grads: g, lora: lg };
   }
 }

@@ -83,8 +83,10 @@ export interface PruneResult {
 }
 
 /** Prune `modelDir` into `out` (written atomically; the source is never touched). */
-export async function pruneModelDir(modelDir: string, out: string, criterion: CriterionName | null, calib: CalibSource, sel: Selection, force = false): Promise<PruneResult> {
-  const score = sel.blocks ? null : await scoreModelDir(modelDir, criterion!, calib, sel);
+export async function pruneModelDir(modelDir: string, out: string, criterion: CriterionName | null, calib: CalibSource, sel: Selection, force = false,
+  scored?: ScoreRun): Promise<PruneResult> {
+  // a score run the caller already made (same model, criterion and calibration) is reused
+  const score = sel.blocks ? null : scored ?? await scoreModelDir(modelDir, criterion!, calib, sel);
   const model = score?.model ?? loadModel(modelDir);
   const removed = selectBlocks(model.config, score?.result ?? null, sel);
   const pruned = removeBlocks(model, removed);

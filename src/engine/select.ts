@@ -1,0 +1,42 @@
+/**
+ * Which backend runs the GEMMs: onnxruntime-node (native MLAS, the fastest here) when it loads,
+ * else the portable WebAssembly backend. SHORTENED_BACKEND=ort|wasm|js forces one.
+ *
+ * onnxruntime-node is imported lazily (on the first GEMM), so a platform without its native
+ * binary still runs everything, on WebAssembly.
+ */
+import type { Backend, GemmArgs, BmmArgs } from './backend.js';
+import { jsBackend } from './js-backend.js';
+import { WasmBackend } from './wasm-backend.js';
+
+class AutoBackend implements Backend {
+  private be: Backend | null = null;
+  private loading: Promise<Backend> | null = null;
+
+  get name(): string { return this.be?.name ?? 'auto'; }
+
+  private resolve(): Promise<Backend> {
+    return (this.loading ??= (async () => {
+      const want = process.env['SHORTENED_BACKEND'];
+      if (want === 'js') return (this.be = jsBackend);
+      if (want === 'wasm') return (this.be = new WasmBackend());
+      try {
+        const { OrtBackend } = await import('./ort-backend.js');
+        return (this.be = new OrtBackend());
+      } catch (e) {
+        if (want === 'ort') throw e;
+        return (this.be = new WasmBackend());
+      }
+    })());
+  }
+
+  async gemm(x: GemmArgs): Promise<void> { return (this.be ?? (await this.resolve())).gemm(x); }
+  async bmm(x: BmmArgs): Promise<void> { return (this.be ?? (await this.resolve())).bmm(x); }
+}
+
+let defaultBackend: Backend | null = null;
+
+/** The process-wide default backend. */
+export function getBackend(): Backend {
+  return (defaultBackend ??= new AutoBackend());
+}
