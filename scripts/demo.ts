@@ -68,7 +68,7 @@ for (const criterion of ['ppl', 'taylor'] as const) {
 
   step(`retrain briefly: continued pretraining, ${trainSteps} steps on the Brown train split`);
   const trainDir = path.join(OUT, `cpt-${criterion}`);
-  await trainCpt({ model: dir, out: trainDir, maxSteps: trainSteps, seqLen: 128, batchSize: 8, microBatch: 8, lr: 1e-3, warmup: 2, saveEvery: 1000, label: `${criterion}-pruned-cpt`, final: 'last', force: true, valSeqs: 8 });
+  await trainCpt({ model: dir, out: trainDir, maxSteps: trainSteps, seqLen: 128, batchSize: 8, microBatch: 8, lr: 3e-4, warmup: 2, saveEvery: 1000, label: `${criterion}-pruned-cpt`, final: 'last', force: true, valSeqs: 8 });
   const pplRetrained = await testPpl(path.join(trainDir, 'model'), `${criterion}-pruned-cpt`, p.removed.length, criterion, 'cpt');
   results.push({ label: criterion, dir: path.join(trainDir, 'model'), removed: p.removed, pplPruned, pplRetrained, params: p.paramsAfter });
 }

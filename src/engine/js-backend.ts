@@ -3,16 +3,40 @@
  * against, and the fastest choice for tiny matrices where a native call costs more than the math.
  */
 import type { Backend, GemmArgs, BmmArgs, BOperand } from './backend.js';
-import { toF32 } from './tensor.js';
+import { toF32, type Tensor } from './tensor.js';
+
+/**
+ * Widened copies of SMALL 16-bit weights (at most 256K elements, 1 MB as f32), kept per tensor.
+ * The JS path only sees small products, often the same tiny weight every decode step; widening
+ * it anew each call cost more than the multiply. Large weights are always widened per call.
+ */
+const SMALL_WEIGHT = 1 << 18;
+const widened = new WeakMap<Tensor, Float32Array>();
+const stacked = new WeakMap<Tensor, { parts: (Float32Array | Tensor)[]; out: Float32Array }>();
+
+function tensorF32(t: Tensor): Float32Array {
+  if (t.dtype === 'f32' || t.data.length > SMALL_WEIGHT) return toF32(t);
+  let w = widened.get(t);
+  if (!w) { w = toF32(t); widened.set(t, w); }
+  return w;
+}
 
 /** The B operand as one f32 array (stacked operands concatenated, stored dtypes widened). */
 export function operandF32(b: BOperand): Float32Array {
   if (b instanceof Float32Array) return b;
-  if (!Array.isArray(b)) return toF32(b);
-  const parts = b.map((p) => (p instanceof Float32Array ? p : toF32(p)));
+  if (!Array.isArray(b)) return tensorF32(b);
+  // stacked small weights (fused q/k/v, gate/up): the concatenation is cached like a single weight
+  const head = b[0];
+  const small = b.every((p) => !(p instanceof Float32Array) && p.dtype !== 'f32') && b.reduce((s, p) => s + (p instanceof Float32Array ? p.length : p.data.length), 0) <= 2 * SMALL_WEIGHT;
+  if (small && head && !(head instanceof Float32Array)) {
+    const hit = stacked.get(head);
+    if (hit && hit.parts.length === b.length && hit.parts.every((p, i) => p === b[i])) return hit.out;
+  }
+  const parts = b.map((p) => (p instanceof Float32Array ? p : tensorF32(p)));
   const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
   let o = 0;
   for (const p of parts) { out.set(p, o); o += p.length; }
+  if (small && head && !(head instanceof Float32Array)) stacked.set(head, { parts: [...b], out });
   return out;
 }
 

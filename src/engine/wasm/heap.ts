@@ -13,6 +13,7 @@ import { KERNELS_WASM, KERNELS_SHARED_WASM, KERNELS_SHARED_RELAXED_WASM } from '
 
 /** The compiled kernels' exports (pointers are byte addresses in the heap). */
 export interface KernelExports {
+  init(): void;
   widen_bf16(src: number, dst: number, n: number): void;
   widen_f16(src: number, dst: number, n: number): void;
   rmsnorm_fwd(x: number, w: number, out: number, rstd: number, n: number, h: number, eps: number): void;
@@ -89,6 +90,7 @@ export class WasmHeap {
     this.memory = memory ?? new WA.Memory(shared ? { initial: pages, maximum: MAX_PAGES, shared: true } : { initial: pages, maximum: MAX_PAGES });
     const inst = new WA.Instance(module ?? kernelsModule(shared), { env: { memory: this.memory } });
     this.k = inst.exports as unknown as KernelExports;
+    this.k.init(); // constant tables in low memory (below BASE)
   }
 
   get capacity(): number { return this.memory.buffer.byteLength; }
