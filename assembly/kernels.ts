@@ -12,24 +12,49 @@
 // ---------------------------------------------------------------------------------------------
 // exp(x) on four lanes: Cephes expf (range reduction by ln2 + degree-6 polynomial, ~1 ulp).
 // Inputs are clamped to [-87, 88] (exp(-87) ~ 1.6e-38 stands in for 0, exp(88) stays finite).
+//
+// The constants live in a table in low memory (written by init()): V8 rebuilds every SIMD
+// constant from an immediate with three instructions at each use inside a loop, which doubled
+// the cost of exp; a memory operand is free. Hot loops also run two exp4 chains per iteration,
+// since one chain (~60 cycles of dependent latency) leaves the FP units idle.
+
+/** Byte address of the exp constant table (below the first address the JS side allocates). */
+const EXP_K: usize = 256;
+
+/** Fill the constant tables; called once per instance (idempotent, so shared memories are fine). */
+export function init(): void {
+  v128.store(EXP_K, f32x4.splat(-87.0), 0);
+  v128.store(EXP_K, f32x4.splat(88.0), 16);
+  v128.store(EXP_K, f32x4.splat(1.44269504088896341), 32); // log2(e)
+  v128.store(EXP_K, f32x4.splat(12582912.0), 48);           // 1.5 * 2^23: round-to-integer trick
+  v128.store(EXP_K, f32x4.splat(0.693359375), 64);          // ln2, high part
+  v128.store(EXP_K, f32x4.splat(-2.12194440e-4), 80);       // ln2, low part
+  v128.store(EXP_K, f32x4.splat(1.9875691500e-4), 96);
+  v128.store(EXP_K, f32x4.splat(1.3981999507e-3), 112);
+  v128.store(EXP_K, f32x4.splat(8.3334519073e-3), 128);
+  v128.store(EXP_K, f32x4.splat(4.1665795894e-2), 144);
+  v128.store(EXP_K, f32x4.splat(1.6666665459e-1), 160);
+  v128.store(EXP_K, f32x4.splat(5.0000001201e-1), 176);
+  v128.store(EXP_K, f32x4.splat(1.0), 192);
+  v128.store(EXP_K, i32x4.splat(127), 208);
+}
 
 @inline function exp4(x: v128): v128 {
-  x = f32x4.min(f32x4.max(x, f32x4.splat(-87.0)), f32x4.splat(88.0));
+  x = f32x4.pmin(f32x4.pmax(x, v128.load(EXP_K, 0)), v128.load(EXP_K, 16));
   // round x*log2(e) to an integer by adding 1.5*2^23: the integer lands in the low mantissa bits
-  const t = f32x4.add(f32x4.mul(x, f32x4.splat(1.44269504088896341)), f32x4.splat(12582912.0));
-  const fx = f32x4.sub(t, f32x4.splat(12582912.0));
-  let r = f32x4.sub(x, f32x4.mul(fx, f32x4.splat(0.693359375)));
-  r = f32x4.sub(r, f32x4.mul(fx, f32x4.splat(-2.12194440e-4)));
-  let y = f32x4.splat(1.9875691500e-4);
-  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(1.3981999507e-3));
-  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(8.3334519073e-3));
-  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(4.1665795894e-2));
-  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(1.6666665459e-1));
-  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(5.0000001201e-1));
-  y = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(y, r), r), r), f32x4.splat(1.0));
+  const t = f32x4.add(f32x4.mul(x, v128.load(EXP_K, 32)), v128.load(EXP_K, 48));
+  const fx = f32x4.sub(t, v128.load(EXP_K, 48));
+  let r = f32x4.sub(x, f32x4.mul(fx, v128.load(EXP_K, 64)));
+  r = f32x4.sub(r, f32x4.mul(fx, v128.load(EXP_K, 80)));
+  let y = f32x4.add(f32x4.mul(v128.load(EXP_K, 96), r), v128.load(EXP_K, 112));
+  y = f32x4.add(f32x4.mul(y, r), v128.load(EXP_K, 128));
+  y = f32x4.add(f32x4.mul(y, r), v128.load(EXP_K, 144));
+  y = f32x4.add(f32x4.mul(y, r), v128.load(EXP_K, 160));
+  y = f32x4.add(f32x4.mul(y, r), v128.load(EXP_K, 176));
+  y = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(y, r), r), r), v128.load(EXP_K, 192));
   // 2^fx in the exponent bits: (n + 127) << 23, where bits(t) = bits(1.5*2^23) + n and the
   // constant's bits shift out
-  return f32x4.mul(y, i32x4.shl(i32x4.add(t, i32x4.splat(127)), 23));
+  return f32x4.mul(y, i32x4.shl(i32x4.add(t, v128.load(EXP_K, 208)), 23));
 }
 
 /** Scalar exp with the same algorithm (tails of vector loops). */
@@ -161,7 +186,7 @@ export function softmax_causal(p: usize, nBatch: i32, rows: i32, S: i32, T: i32,
       for (; s + 4 <= len; s += 4) {
         const v = f32x4.mul(v128.load(row + (<usize>s << 2)), sc);
         v128.store(row + (<usize>s << 2), v);
-        mv = f32x4.max(mv, v);
+        mv = f32x4.pmax(mv, v);
       }
       let m = max(max(f32x4.extract_lane(mv, 0), f32x4.extract_lane(mv, 1)), max(f32x4.extract_lane(mv, 2), f32x4.extract_lane(mv, 3)));
       for (; s < len; s++) {
@@ -170,8 +195,15 @@ export function softmax_causal(p: usize, nBatch: i32, rows: i32, S: i32, T: i32,
         m = max(m, v);
       }
       const mm = f32x4.splat(m);
-      let acc = f64x2.splat(0);
+      let acc = f64x2.splat(0), acc2 = f64x2.splat(0);
       s = 0;
+      for (; s + 8 <= len; s += 8) {
+        const q = row + (<usize>s << 2);
+        const e0 = exp4(f32x4.sub(v128.load(q), mm)), e1 = exp4(f32x4.sub(v128.load(q, 16), mm));
+        v128.store(q, e0); v128.store(q, e1, 16);
+        acc = accF64(acc, e0); acc2 = accF64(acc2, e1);
+      }
+      acc = f64x2.add(acc, acc2);
       for (; s + 4 <= len; s += 4) {
         const e = exp4(f32x4.sub(v128.load(row + (<usize>s << 2)), mm));
         v128.store(row + (<usize>s << 2), e);
@@ -202,11 +234,17 @@ export function silu_mul(gate: usize, up: usize, ld: i32, out: usize, n: i32, I:
   for (let i = 0; i < n; i++) {
     const g0 = gate + (<usize>i * <usize>ld << 2), u0 = up + (<usize>i * <usize>ld << 2), o0 = out + (<usize>i * <usize>I << 2);
     let j = 0;
+    for (; j + 8 <= I; j += 8) {
+      const o = <usize>j << 2;
+      const g = v128.load(g0 + o), h = v128.load(g0 + o, 16);
+      const eg = exp4(f32x4.neg(g)), eh = exp4(f32x4.neg(h));
+      v128.store(o0 + o, f32x4.mul(f32x4.div(g, f32x4.add(one, eg)), v128.load(u0 + o)));
+      v128.store(o0 + o, f32x4.mul(f32x4.div(h, f32x4.add(one, eh)), v128.load(u0 + o, 16)), 16);
+    }
     for (; j + 4 <= I; j += 4) {
       const o = <usize>j << 2;
       const g = v128.load(g0 + o);
-      const sig = f32x4.div(one, f32x4.add(one, exp4(f32x4.neg(g))));
-      v128.store(o0 + o, f32x4.mul(f32x4.mul(g, sig), v128.load(u0 + o)));
+      v128.store(o0 + o, f32x4.mul(f32x4.div(g, f32x4.add(one, exp4(f32x4.neg(g)))), v128.load(u0 + o)));
     }
     for (; j < I; j++) {
       const o = <usize>j << 2;
@@ -341,12 +379,18 @@ export function row_max_sumexp(x: usize, rows: i32, cols: i32, ld: i32, mOut: us
     const row = x + (<usize>i * <usize>ld << 2);
     let mv = f32x4.splat(-Infinity);
     let j = 0;
-    for (; j + 4 <= cols; j += 4) mv = f32x4.max(mv, v128.load(row + (<usize>j << 2)));
+    for (; j + 4 <= cols; j += 4) mv = f32x4.pmax(mv, v128.load(row + (<usize>j << 2))); // pmax: one instruction (no NaN fix-ups)
     let m = max(max(f32x4.extract_lane(mv, 0), f32x4.extract_lane(mv, 1)), max(f32x4.extract_lane(mv, 2), f32x4.extract_lane(mv, 3)));
     for (; j < cols; j++) m = max(m, load<f32>(row + (<usize>j << 2)));
     const mm = f32x4.splat(m);
-    let acc = f64x2.splat(0);
+    let acc = f64x2.splat(0), acc2 = f64x2.splat(0);
     j = 0;
+    for (; j + 8 <= cols; j += 8) {
+      const q = row + (<usize>j << 2);
+      acc = accF64(acc, exp4(f32x4.sub(v128.load(q), mm)));
+      acc2 = accF64(acc2, exp4(f32x4.sub(v128.load(q, 16), mm)));
+    }
+    acc = f64x2.add(acc, acc2);
     for (; j + 4 <= cols; j += 4) acc = accF64(acc, exp4(f32x4.sub(v128.load(row + (<usize>j << 2)), mm)));
     let s = hsum2(acc);
     for (; j < cols; j++) s += <f64>exp1(load<f32>(row + (<usize>j << 2)) - m);
@@ -365,6 +409,11 @@ export function softmax_rows_lse(x: usize, rows: i32, cols: i32, ld: i32, lse: u
     const l = load<f32>(lse + (<usize>i << 2)), sc = load<f32>(scale + (<usize>i << 2));
     const lv = f32x4.splat(l), sv = f32x4.splat(sc);
     let j = 0;
+    for (; j + 8 <= cols; j += 8) {
+      const q = row + (<usize>j << 2);
+      const e0 = exp4(f32x4.sub(v128.load(q), lv)), e1 = exp4(f32x4.sub(v128.load(q, 16), lv));
+      v128.store(q, f32x4.mul(e0, sv)); v128.store(q, f32x4.mul(e1, sv), 16);
+    }
     for (; j + 4 <= cols; j += 4) {
       const o = <usize>j << 2;
       v128.store(row + o, f32x4.mul(exp4(f32x4.sub(v128.load(row + o), lv)), sv));
