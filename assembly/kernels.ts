@@ -619,6 +619,13 @@ export function gemm_work_floats(m: i32): i32 {
  * Reads each weight once at its stored width, which is what bounds decoding.
  */
 export function gemv_nt(a: usize, m: i32, k: i32, w: usize, btype: i32, rows: i32, c: usize, ldc: i32): void {
+  // one specialized copy per storage type: the constant btype folds away the branches of loadW8
+  if (btype == 1) gemvRows(a, m, k, w, 1, rows, c, ldc);
+  else if (btype == 2) gemvRows(a, m, k, w, 2, rows, c, ldc);
+  else gemvRows(a, m, k, w, 0, rows, c, ldc);
+}
+
+@inline function gemvRows(a: usize, m: i32, k: i32, w: usize, btype: i32, rows: i32, c: usize, ldc: i32): void {
   const wBytes: usize = btype == 0 ? 4 : 2;
   const k8 = k & ~7;
   const rs = <usize>k << 2;
@@ -648,13 +655,23 @@ export function gemv_nt(a: usize, m: i32, k: i32, w: usize, btype: i32, rows: i3
       store<f32>(cj, t0); store<f32>(cj + cs, t1); store<f32>(cj + 2 * cs, t2); store<f32>(cj + 3 * cs, t3);
     }
     for (; i < m; i++) {
+      // one row of A: four accumulators, so the adds' latency is not the bound
       const ar = a + <usize>i * rs;
-      let s0 = f32x4.splat(0), s1 = f32x4.splat(0);
-      for (let p = 0; p < k8; p += 8) {
+      let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+      const k16 = k & ~15;
+      let p = 0;
+      for (; p < k16; p += 16) {
+        const q = ar + (<usize>p << 2);
+        s0 = madd(v128.load(q), loadW8(wr, p, btype, false), s0);
+        s1 = madd(v128.load(q, 16), loadW8(wr, p, btype, true), s1);
+        s2 = madd(v128.load(q, 32), loadW8(wr, p + 8, btype, false), s2);
+        s3 = madd(v128.load(q, 48), loadW8(wr, p + 8, btype, true), s3);
+      }
+      for (; p < k8; p += 8) {
         s0 = madd(v128.load(ar + (<usize>p << 2)), loadW8(wr, p, btype, false), s0);
         s1 = madd(v128.load(ar + (<usize>p << 2), 16), loadW8(wr, p, btype, true), s1);
       }
-      let t = hsum4(f32x4.add(s0, s1));
+      let t = hsum4(f32x4.add(f32x4.add(s0, s1), f32x4.add(s2, s3)));
       for (let p = k8; p < k; p++) t += load<f32>(ar + (<usize>p << 2)) * loadB(wr, btype, <usize>p);
       store<f32>(c + ((<usize>i * <usize>ldc + <usize>j) << 2), t);
     }
