@@ -254,24 +254,32 @@ export function silu_mul(gate: usize, up: usize, ld: i32, out: usize, n: i32, I:
   }
 }
 
-/** Backward of silu(gate)*up: dUp = dOut*silu(g), dGate = dOut*up*sig*(1 + g*(1 - sig)). */
-export function silu_mul_bwd(dOut: usize, gate: usize, up: usize, dGate: usize, dUp: usize, n: i32): void {
+/**
+ * Backward of silu(gate)*up on the stacked layout: rows of gu (and of dgu) are [gate | up], dOut
+ * is [rows, I]; dUp = dOut*silu(g), dGate = dOut*up*sig*(1 + g*(1 - sig)).
+ */
+export function silu_mul_bwd(dOut: usize, gu: usize, dgu: usize, rows: i32, I: i32): void {
   const one = f32x4.splat(1.0);
-  let i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const o = <usize>i << 2;
-    const g = v128.load(gate + o), d = v128.load(dOut + o);
-    const sig = f32x4.div(one, f32x4.add(one, exp4(f32x4.neg(g))));
-    v128.store(dUp + o, f32x4.mul(d, f32x4.mul(g, sig)));
-    const t = f32x4.add(one, f32x4.mul(g, f32x4.sub(one, sig)));
-    v128.store(dGate + o, f32x4.mul(f32x4.mul(f32x4.mul(d, v128.load(up + o)), sig), t));
-  }
-  for (; i < n; i++) {
-    const o = <usize>i << 2;
-    const g = load<f32>(gate + o), d = load<f32>(dOut + o);
-    const sig: f32 = 1.0 / (1.0 + exp1(-g));
-    store<f32>(dUp + o, d * g * sig);
-    store<f32>(dGate + o, d * load<f32>(up + o) * sig * (1.0 + g * (1.0 - sig)));
+  const ld = <usize>(2 * I) << 2, off = <usize>I << 2;
+  for (let r = 0; r < rows; r++) {
+    const d0 = dOut + (<usize>r * <usize>I << 2), g0 = gu + <usize>r * ld, u0 = g0 + off;
+    const dg0 = dgu + <usize>r * ld, du0 = dg0 + off;
+    let j = 0;
+    for (; j + 4 <= I; j += 4) {
+      const o = <usize>j << 2;
+      const g = v128.load(g0 + o), d = v128.load(d0 + o);
+      const sig = f32x4.div(one, f32x4.add(one, exp4(f32x4.neg(g))));
+      v128.store(du0 + o, f32x4.mul(d, f32x4.mul(g, sig)));
+      const t = f32x4.add(one, f32x4.mul(g, f32x4.sub(one, sig)));
+      v128.store(dg0 + o, f32x4.mul(f32x4.mul(f32x4.mul(d, v128.load(u0 + o)), sig), t));
+    }
+    for (; j < I; j++) {
+      const o = <usize>j << 2;
+      const g = load<f32>(g0 + o), d = load<f32>(d0 + o);
+      const sig: f32 = 1.0 / (1.0 + exp1(-g));
+      store<f32>(du0 + o, d * g * sig);
+      store<f32>(dg0 + o, d * load<f32>(u0 + o) * sig * (1.0 + g * (1.0 - sig)));
+    }
   }
 }
 
@@ -322,6 +330,69 @@ export function add(a: usize, b: usize, out: usize, n: i32): void {
 /** Adds bias b[0..d) to n rows of y (row stride ld). */
 export function add_bias(y: usize, ld: i32, b: usize, n: i32, d: i32): void {
   for (let i = 0; i < n; i++) add(y + (<usize>i * <usize>ld << 2), b, y + (<usize>i * <usize>ld << 2), d);
+}
+
+// ---------------------------------------------------------------------------------------------
+// LoRA: the rank-r delta and the dropout mask (one byte per element, 1 = kept).
+
+/**
+ * y[i, 0..out) += sum_k xa[i, k] * bt[k, 0..out) for n rows (y row stride ldy): the LoRA delta
+ * xa B^T with B [out, r] given transposed as bt [r, out]. One pass over y; bt stays in cache.
+ */
+export function lora_add(y: usize, ldy: i32, xa: usize, bt: usize, n: i32, out: i32, r: i32): void {
+  const rowB = <usize>out << 2;
+  for (let i = 0; i < n; i++) {
+    const yr = y + (<usize>i * <usize>ldy << 2), xr = xa + (<usize>i * <usize>r << 2);
+    let j = 0;
+    for (; j + 8 <= out; j += 8) {
+      const o = <usize>j << 2;
+      let a0 = v128.load(yr + o), a1 = v128.load(yr + o, 16);
+      for (let k = 0; k < r; k++) {
+        const xk = f32x4.splat(load<f32>(xr + (<usize>k << 2)));
+        const b = bt + <usize>k * rowB + o;
+        a0 = f32x4.add(a0, f32x4.mul(xk, v128.load(b)));
+        a1 = f32x4.add(a1, f32x4.mul(xk, v128.load(b, 16)));
+      }
+      v128.store(yr + o, a0);
+      v128.store(yr + o, a1, 16);
+    }
+    for (; j < out; j++) {
+      const o = <usize>j << 2;
+      let s = load<f32>(yr + o);
+      for (let k = 0; k < r; k++) s += load<f32>(xr + (<usize>k << 2)) * load<f32>(bt + <usize>k * rowB + o);
+      store<f32>(yr + o, s);
+    }
+  }
+}
+
+/** Four mask bytes at m as 0.0/1.0 floats. */
+@inline function mask4(m: usize): v128 {
+  return f32x4.convert_i32x4_u(i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(v128.load32_zero(m))));
+}
+
+/** out = x * mask * s (LoRA dropout with keep-scale s); out may alias x. */
+export function dropout_apply(x: usize, mask: usize, s: f32, out: usize, n: i32): void {
+  const sv = f32x4.splat(s);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(out + o, f32x4.mul(v128.load(x + o), f32x4.mul(mask4(mask + <usize>i), sv)));
+  }
+  for (; i < n; i++) store<f32>(out + (<usize>i << 2), load<u8>(mask + <usize>i) ? load<f32>(x + (<usize>i << 2)) * s : 0);
+}
+
+/** dx += dh * mask * s (the backward of dropout_apply, accumulated into the input gradient). */
+export function dropout_add(dx: usize, dh: usize, mask: usize, s: f32, n: i32): void {
+  const sv = f32x4.splat(s);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(dx + o, f32x4.add(v128.load(dx + o), f32x4.mul(v128.load(dh + o), f32x4.mul(mask4(mask + <usize>i), sv))));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    if (load<u8>(mask + <usize>i)) store<f32>(dx + o, load<f32>(dx + o) + load<f32>(dh + o) * s);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

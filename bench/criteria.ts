@@ -11,13 +11,10 @@ import { pplScores } from '../src/prune/criteria/ppl.js';
 import { blockInfluence } from '../src/prune/criteria/hidden.js';
 import { magnitudeScores } from '../src/prune/criteria/magnitude.js';
 import { mulberry32 } from '../src/util/rng.js';
+import { argNumber } from '../src/util/args.js';
 
-function arg(name: string, def: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : def;
-}
 
-const layers = arg('layers', 22), B = arg('batch', 10), T = arg('seq', 128);
+const layers = argNumber('layers', 22), B = argNumber('batch', 10), T = argNumber('seq', 128);
 console.log(`TinyLlama-1.1B shapes, ${layers} layers, bf16, calibration ${B}x${T} tokens`);
 const model = randomModel({ ...TINYLLAMA_CONFIG, num_hidden_layers: layers }, 'bf16');
 const run = new LlamaRunner(model);

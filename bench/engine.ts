@@ -18,18 +18,11 @@ import { LlamaRunner } from '../src/model/llama.js';
 import { mulberry32 } from '../src/util/rng.js';
 import { kernelCopyStats } from '../src/engine/wasm-kernels.js';
 import { activationHeap } from '../src/engine/wasm/heap.js';
+import { argNumber, argString } from '../src/util/args.js';
 
-function arg(name: string, def: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : def;
-}
-function argStr(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1]! : def;
-}
 
-const layers = arg('layers', 22), B = arg('batch', 10), T = arg('seq', 128), reps = arg('reps', 2);
-const which = argStr('backend', 'default');
+const layers = argNumber('layers', 22), B = argNumber('batch', 10), T = argNumber('seq', 128), reps = argNumber('reps', 2);
+const which = argString('backend', 'default');
 const inner: Backend = which === 'ort' ? new OrtBackend() : which === 'wasm' ? new WasmBackend() : which === 'js' ? jsBackend : getBackend();
 
 /** Times every GEMM/bmm call, so the forward's time splits into matmul and everything else. */

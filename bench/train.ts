@@ -25,13 +25,10 @@ import { AdamW, accumulateGrad, param, type Param } from '../src/train/adamw.js'
 import { masterCopy } from '../src/train/trainer.js';
 import { BLOCK_WEIGHT_NAMES, hfBlockName } from '../src/model/weights.js';
 import { Rng, mulberry32 } from '../src/util/rng.js';
+import { argNumber, argString } from '../src/util/args.js';
 
-function arg(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1]! : def;
-}
-const layers = Number(arg('layers', '22')), B = Number(arg('batch', '4')), T = Number(arg('seq', '256'));
-const mode = arg('mode', 'both'), rank = Number(arg('rank', '8')), reps = Number(arg('reps', '1'));
+const layers = argNumber('layers', 22), B = argNumber('batch', 4), T = argNumber('seq', 256);
+const mode = argString('mode', 'both'), rank = argNumber('rank', 8), reps = argNumber('reps', 1);
 const N = B * T;
 const GB = 1024 ** 3;
 
@@ -93,9 +90,13 @@ if (mode === 'both' || mode === 'lora') {
   const opt = new AdamW(params, { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 });
   const drop = new Rng(2);
   const rssBefore = process.memoryUsage().rss;
+  const phases = { forward: 0, backward: 0, update: 0 };
   const m = await measure(async () => {
+    let t = performance.now();
     const res = await run.forward(ids, B, T, { keep: true, rng: () => drop.next() });
+    phases.forward = (performance.now() - t) / 1000; t = performance.now();
     const g = await run.backward(res, { blocks: false, embed: false, norm: false, lmHead: false });
+    phases.backward = (performance.now() - t) / 1000; t = performance.now();
     g.lora.forEach((block, li) => {
       for (const [t, lg] of Object.entries(block ?? {})) {
         accumulateGrad(byName.get(peftKey(li, t as LoraTarget, 'A'))!, lg!.A, 1);
@@ -103,11 +104,13 @@ if (mode === 'both' || mode === 'lora') {
       }
     });
     opt.step(1e-4);
+    phases.update = (performance.now() - t) / 1000;
   });
   console.log(line('LoRA step', m.s, 2 * F, fwd));
+  console.log(`  of which: forward keeping activations ${phases.forward.toFixed(2)} s (${(phases.forward / fwd).toFixed(2)} x), backward ${phases.backward.toFixed(2)} s (${(phases.backward / fwd).toFixed(2)} x), AdamW ${phases.update.toFixed(2)} s`);
   const peak = Math.max(m.sampled, m.hwm ?? 0);
   console.log(`LoRA step peak memory: ${(peak / GB).toFixed(2)} GB (VmHWM ${m.hwm ? (m.hwm / GB).toFixed(2) + ' GB' : 'n/a'}, sampled RSS ${(m.sampled / GB).toFixed(2)} GB; ${(rssBefore / GB).toFixed(2)} GB before the step)`);
-  results['lora'] = { forward_s: fwd, step_s: m.s, ratio: m.s / fwd, tokens_per_s: N / m.s, gflops: (2 * F) / m.s / 1e9, forward_gflops: F / fwd / 1e9, peak_bytes: peak, rss_before_bytes: rssBefore };
+  results['lora'] = { forward_s: fwd, step_s: m.s, phases_s: phases, ratio: m.s / fwd, tokens_per_s: N / m.s, gflops: (2 * F) / m.s / 1e9, forward_gflops: F / fwd / 1e9, peak_bytes: peak, rss_before_bytes: rssBefore };
 }
 
 if (mode === 'both' || mode === 'full') {

@@ -11,14 +11,11 @@ import { loadBuiltinTask, encodeDocPairs } from '../src/eval/zeroshot/index.js';
 import { loadTokenizer } from '../src/io/tokenizer.js';
 import { sharedDir, hasShared } from '../src/util/shared.js';
 import type { LoglikelihoodRequest } from '../src/eval/loglikelihood-types.js';
+import { argNumber, argString } from '../src/util/args.js';
 
-function arg(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1]! : def;
-}
 if (!hasShared()) { console.error('needs ../shared (Llama 2 tokenizer and task data)'); process.exit(1); }
-const layers = Number(arg('layers', '22')), nDocs = Number(arg('docs', '8'));
-const tasks = arg('tasks', 'hellaswag,arc_easy,piqa').split(',');
+const layers = argNumber('layers', 22), nDocs = argNumber('docs', 8);
+const tasks = argString('tasks', 'hellaswag,arc_easy,piqa').split(',');
 const tok = loadTokenizer(sharedDir('tokenizers/llama2'));
 const model = randomModel({ ...TINYLLAMA_CONFIG, num_hidden_layers: layers }, 'bf16');
 const run = new LlamaRunner(model);

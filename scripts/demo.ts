@@ -19,17 +19,14 @@ import { brownSplit } from '../src/data/brown.js';
 import { benchModel } from '../src/bench/generation.js';
 import { buildReport } from '../src/report/build.js';
 import { projectDir } from '../src/util/shared.js';
+import { argNumber } from '../src/util/args.js';
 
-function arg(name: string, def: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : def;
-}
 
 const t00 = performance.now();
 const MODEL = projectDir('assets', 'default');
 const OUT = projectDir('runs', 'demo');
-const trainSteps = arg('train-steps', 12);
-const evalWindows = arg('eval-windows', 160);
+const trainSteps = argNumber('train-steps', 12);
+const evalWindows = argNumber('eval-windows', 160);
 const ratio = 0.25;
 fs.rmSync(OUT, { recursive: true, force: true });
 fs.mkdirSync(OUT, { recursive: true });

@@ -27,18 +27,15 @@ import { trainLora } from '../src/train/lora.js';
 import { trainCpt } from '../src/train/cpt.js';
 import { loadAdapter } from '../src/train/peft.js';
 import { sharedDir, hasShared } from '../src/util/shared.js';
+import { argNumber, argString } from '../src/util/args.js';
 
-function arg(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1]! : def;
-}
-const out = path.resolve(arg('out', 'runs/retrain-compare'));
-const removes = arg('remove', '1,2').split(',').map(Number);
-const loraSteps = Number(arg('lora-steps', '24')), cptSteps = Number(arg('cpt-steps', '24'));
-const loraLr = Number(arg('lora-lr', '2e-3')), cptLr = Number(arg('cpt-lr', '1e-3'));
-const batchSize = Number(arg('batch-size', '8')), seqLen = Number(arg('seq-len', '128'));
-const evalSeq = Number(arg('eval-seq', '512')), evalTokens = Number(arg('eval-tokens', '20000'));
-const seed = Number(arg('seed', '42'));
+const out = path.resolve(argString('out', 'runs/retrain-compare'));
+const removes = argString('remove', '1,2').split(',').map(Number);
+const loraSteps = argNumber('lora-steps', 24), cptSteps = argNumber('cpt-steps', 24);
+const loraLr = argNumber('lora-lr', 2e-3), cptLr = argNumber('cpt-lr', 1e-3);
+const batchSize = argNumber('batch-size', 8), seqLen = argNumber('seq-len', 128);
+const evalSeq = argNumber('eval-seq', 512), evalTokens = argNumber('eval-tokens', 20000);
+const seed = argNumber('seed', 42);
 
 if (!hasShared()) {
   console.error('retrain-compare needs ../shared (stories260K and TinyStories text); not found');

@@ -17,15 +17,8 @@ import { LlamaRunner } from '../src/model/llama.js';
 import { perplexity, pplWindows } from '../src/eval/ppl.js';
 import { brownSplit } from '../src/data/brown.js';
 import { projectDir } from '../src/util/shared.js';
+import { argNumber, argString } from '../src/util/args.js';
 
-function arg(name: string, def: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : def;
-}
-function sarg(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1]! : def;
-}
 
 export const DEFAULT_MODEL_CONFIG: Record<string, unknown> = {
   architectures: ['LlamaForCausalLM'], model_type: 'llama',
@@ -41,9 +34,9 @@ const RECIPE = {
   weightDecay: 0.1, beta1: 0.9, beta2: 0.95, maxGradNorm: 1, saveEvery: 25,
 };
 
-const steps = arg('steps', 200);
-const work = sarg('work', projectDir('runs', 'default-model'));
-const out = sarg('out', projectDir('assets', 'default'));
+const steps = argNumber('steps', 200);
+const work = argString('work', projectDir('runs', 'default-model'));
+const out = argString('out', projectDir('assets', 'default'));
 const tokDir = projectDir('assets', 'default');
 fs.mkdirSync(work, { recursive: true });
 

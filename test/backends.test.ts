@@ -52,6 +52,26 @@ for (const [name, make] of backends) {
     });
   }
 
+  for (const dtype of ['bf16', 'f32'] as const) {
+    test(`${name}: gemm with ${dtype} weights stacked along K (backward's dx = [dq | dk | dv] [Wq; Wk; Wv])`, async () => {
+      const m = 70, n = 96, ks = [64, 16, 24], K = 104;
+      const ws: Tensor[] = ks.map((k) => fromF32(rand(k * n), [k, n], dtype));
+      const a = rand(m * K);
+      // expected: the sum over parts of A[:, cols of part] W_part, each a separate product
+      const exp = new Float32Array(m * n);
+      let off = 0;
+      for (const [i, k] of ks.entries()) {
+        const ai = new Float32Array(m * k);
+        for (let r = 0; r < m; r++) ai.set(a.subarray(r * K + off, r * K + off + k), r * k);
+        gemmF32(ai, operandF32(ws[i]!), exp, m, n, k, false, false, true);
+        off += k;
+      }
+      const got = new Float32Array(m * n);
+      await be.gemm({ a, b: ws, c: got, m, n, k: K });
+      assertClose(got, exp, 1e-4, 1e-5, 'K-stacked');
+    });
+  }
+
   for (const transA of [false, true]) for (const transB of [false, true]) {
     test(`${name}: bmm transA=${transA} transB=${transB}`, async () => {
       const batch = 5, m = 40, n = 36, k = 24;

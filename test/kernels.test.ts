@@ -112,16 +112,23 @@ bothPaths('silu * up, separate and fused [gate|up] rows', (al) => {
   assertClose(o2, exp, 2e-6, 1e-7, 'fused');
 });
 
-bothPaths('silu * up backward', (al) => {
-  const n = 4 * 23 + 3;
-  const d = rand(n, 2), g = rand(n, 12), u = rand(n, 2);
-  g[0] = -200; g[1] = 200;
-  const eg = new Float32Array(n), eu = new Float32Array(n);
-  ref.siluMulBackward(d, g, u, eg, eu, n);
-  const dg = al(new Float32Array(n)), du = al(new Float32Array(n));
-  wk.siluMulBackward(al(d), al(g), al(u), dg, du, n);
-  assertClose(dg, eg, 2e-6, 1e-7, 'dGate');
-  assertClose(du, eu, 2e-6, 1e-7, 'dUp');
+bothPaths('silu * up backward (stacked [gate | up] rows)', (al) => {
+  const rows = 5, I = 23; // I not a multiple of 4: the scalar tail runs too
+  const d = rand(rows * I, 2), gu = rand(rows * 2 * I, 12);
+  gu[0] = -200; gu[1] = 200;
+  // the derivative written out: y = g*sig(g)*u; dy/du = g*sig(g); dy/dg = u*sig(g)*(1 + g*(1 - sig(g)))
+  const expect = new Float32Array(rows * 2 * I);
+  for (let r = 0; r < rows; r++) for (let j = 0; j < I; j++) {
+    const g = gu[r * 2 * I + j]!, u = gu[r * 2 * I + I + j]!, dy = d[r * I + j]!, sig = 1 / (1 + Math.exp(-g));
+    expect[r * 2 * I + j] = dy * u * sig * (1 + g * (1 - sig));
+    expect[r * 2 * I + I + j] = dy * g * sig;
+  }
+  const viaRef = new Float32Array(rows * 2 * I);
+  ref.siluMulBackward(d, gu, viaRef, rows, I);
+  assertClose(viaRef, expect, 1e-6, 1e-7, 'reference');
+  const dgu = al(new Float32Array(rows * 2 * I));
+  wk.siluMulBackward(al(d), al(gu), dgu, rows, I);
+  assertClose(dgu, expect, 2e-6, 1e-7, 'wasm');
 });
 
 for (const [n, h] of [[3, 37], [4, 64]] as const) {
@@ -219,4 +226,41 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 test('the embedded wasm was built from the current assembly/ sources (else: node assembly/build.mjs)', () => {
   const hash = createHash('sha256').update(readFileSync(join(root, 'assembly', 'kernels.ts'))).update(readFileSync(join(root, 'assembly', 'build.mjs'))).digest('hex');
   assert.equal(hash, KERNELS_SOURCE_SHA256);
+});
+
+bothPaths('LoRA delta y += xa B^T into a strided output', (al) => {
+  const n = 7, out = 29, r = 8, ldy = 40; // out not a multiple of 8: the scalar tail runs too
+  const y0 = rand(n * ldy), xa = rand(n * r), B = rand(out * r); // B [out, r]
+  const bt = new Float32Array(r * out);
+  for (let j = 0; j < out; j++) for (let k = 0; k < r; k++) bt[k * out + j] = B[j * r + k]!;
+  const expect = Float32Array.from(y0);
+  for (let i = 0; i < n; i++) for (let j = 0; j < out; j++) {
+    let s = 0;
+    for (let k = 0; k < r; k++) s += xa[i * r + k]! * B[j * r + k]!;
+    expect[i * ldy + j]! += s; // columns out..ldy stay as they were
+  }
+  const viaRef = Float32Array.from(y0);
+  ref.loraAdd(viaRef, ldy, xa, bt, n, out, r);
+  assertClose(viaRef, expect, 1e-6, 1e-6, 'reference');
+  const y = al(y0);
+  wk.loraAdd(y, ldy, al(xa), al(bt), n, out, r);
+  assertClose(y, expect, 1e-6, 1e-6, 'wasm');
+});
+
+bothPaths('LoRA dropout and its backward with a byte mask', (al) => {
+  const n = 4 * 19 + 3;
+  const x = rand(n), dh = rand(n, 2), dx0 = rand(n, 3), s = 1 / 0.7;
+  const mask = Uint8Array.from({ length: n }, () => (rng() < 0.3 ? 0 : 1));
+  const expOut = Float32Array.from(x, (v, i) => (mask[i] ? v * s : 0));
+  const expDx = Float32Array.from(dx0, (v, i) => v + (mask[i] ? dh[i]! * s : 0));
+  const o1 = new Float32Array(n), d1 = Float32Array.from(dx0);
+  ref.dropoutApply(x, mask, s, o1, n);
+  ref.dropoutAdd(d1, dh, mask, s, n);
+  assertClose(o1, expOut, 1e-6, 1e-7, 'reference dropout');
+  assertClose(d1, expDx, 1e-6, 1e-7, 'reference backward');
+  const o2 = al(new Float32Array(n)), d2 = al(dx0);
+  wk.dropoutApply(al(x), mask, s, o2, n);
+  wk.dropoutAdd(d2, al(dh), mask, s, n);
+  assertClose(o2, expOut, 1e-6, 1e-7, 'wasm dropout');
+  assertClose(d2, expDx, 1e-6, 1e-7, 'wasm backward');
 });

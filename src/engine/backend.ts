@@ -10,16 +10,17 @@ import type { Tensor } from './tensor.js';
 export type Operand = Float32Array | Tensor;
 
 /**
- * The B operand: one matrix, or several stacked along N (with transB: weights [n_i, K] whose rows
- * are concatenated, e.g. q/k/v or gate/up projections run as one wider GEMM; C is then
- * [M, sum n_i] with each weight's outputs in its own column range).
+ * The B operand: one matrix, or several whose rows are concatenated. With transB (weights
+ * [n_i, K]) that stacks along N: q/k/v or gate/up projections run as one wider GEMM and C is
+ * [M, sum n_i], each weight's outputs in its own column range. Without transB (weights [k_i, N])
+ * it stacks along K: the backward's dx = [dq | dk | dv] [Wq; Wk; Wv] as one GEMM.
  */
 export type BOperand = Operand | Operand[];
 
 export interface GemmArgs {
   /** A is [M,K] (or [K,M] with transA) */
   a: Float32Array;
-  /** B is [K,N] (or [N,K] with transB: the nn.Linear weight layout); a list is stacked along N (transB only) */
+  /** B is [K,N] (or [N,K] with transB: the nn.Linear weight layout); a list is row-stacked (see BOperand) */
   b: BOperand;
   /** C is [M,N]; overwritten, or added to with accumulate */
   c: Float32Array;

@@ -80,15 +80,20 @@ export function siluMulForward(gate: Float32Array, up: Float32Array, out: Float3
   }
 }
 
-/** Backward of silu(gate)*up: writes dGate and dUp (may alias gate/up buffers' gradients). */
-export function siluMulBackward(dOut: Float32Array, gate: Float32Array, up: Float32Array, dGate: Float32Array, dUp: Float32Array, n: number): void {
-  for (let i = 0; i < n; i++) {
-    const g = gate[i]!;
-    const sig = 1 / (1 + Math.exp(-g));
-    const silu = g * sig;
-    const d = dOut[i]!;
-    dUp[i] = d * silu;
-    dGate[i] = d * up[i]! * sig * (1 + g * (1 - sig));
+/**
+ * Backward of silu(gate)*up on the stacked layout: rows of gu and dgu are [gate | up] (width 2I),
+ * dOut is [rows, I]; writes dgu.
+ */
+export function siluMulBackward(dOut: Float32Array, gu: Float32Array, dgu: Float32Array, rows: number, I: number): void {
+  for (let r = 0; r < rows; r++) {
+    const o = r * 2 * I;
+    for (let j = 0; j < I; j++) {
+      const g = gu[o + j]!;
+      const sig = 1 / (1 + Math.exp(-g));
+      const d = dOut[r * I + j]!;
+      dgu[o + I + j] = d * g * sig;
+      dgu[o + j] = d * gu[o + I + j]! * sig * (1 + g * (1 - sig));
+    }
   }
 }
 
@@ -134,4 +139,28 @@ export function logSumExp(x: Float32Array, off: number, n: number): number {
   let s = 0;
   for (let j = 0; j < n; j++) s += Math.exp(x[off + j]! - m);
   return m + Math.log(s);
+}
+
+/**
+ * LoRA delta into y [n, out] (row stride ldy): y += xa B^T, xa [n, r], B given transposed as
+ * bt [r, out].
+ */
+export function loraAdd(y: Float32Array, ldy: number, xa: Float32Array, bt: Float32Array, n: number, out: number, r: number): void {
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < out; j++) {
+      let s = y[i * ldy + j]!;
+      for (let k = 0; k < r; k++) s += xa[i * r + k]! * bt[k * out + j]!;
+      y[i * ldy + j] = s;
+    }
+  }
+}
+
+/** LoRA dropout: out = x * mask * s (mask bytes: 1 = kept, s = 1 / (1 - p)). */
+export function dropoutApply(x: Float32Array, mask: Uint8Array, s: number, out: Float32Array, n: number): void {
+  for (let i = 0; i < n; i++) out[i] = mask[i] ? x[i]! * s : 0;
+}
+
+/** Its backward, accumulated: dx += dh * mask * s. */
+export function dropoutAdd(dx: Float32Array, dh: Float32Array, mask: Uint8Array, s: number, n: number): void {
+  for (let i = 0; i < n; i++) if (mask[i]) dx[i]! += dh[i]! * s;
 }

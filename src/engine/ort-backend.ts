@@ -171,7 +171,6 @@ export class OrtBackend implements Backend {
   private async gemmNow(x: GemmArgs): Promise<void> {
     if (x.m <= (this.opts.gemvMaxM ?? GEMV_MAX_M) && x.transB && !x.transA && !x.accumulate && OrtBackend.halfWeights(x.b)) return this.gemvStored(x);
     const transA = x.transA ?? false, transB = x.transB ?? false, acc = x.accumulate ?? false;
-    if (Array.isArray(x.b) && !transB) throw new Error('stacked B operands need transB');
     const sess = await this.session(`gemm:${+transA}${+transB}${+acc}`, () => gemmGraph(transA, transB, acc));
     const b = this.weightF32(x.b);
     const feeds: Record<string, ort.Tensor> = {

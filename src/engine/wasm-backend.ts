@@ -73,7 +73,6 @@ export class WasmBackend implements Backend {
     if (x.m * x.n * x.k < SMALL_MACS) return jsBackend.gemm(x);
     const { m, n, k } = x;
     const transB = x.transB ?? false, acc = x.accumulate ?? false;
-    if (Array.isArray(x.b) && !transB) throw new Error('stacked B operands need transB');
     const pool = this.pool, H = pool.heap;
     H.release(pool.base);
     try {

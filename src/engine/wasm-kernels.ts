@@ -110,10 +110,10 @@ export function siluMul(gate: Float32Array, up: Float32Array, out: Float32Array,
     (k, [g, u, o]) => k.silu_mul(g!, u!, ld, o!, n, I));
 }
 
-/** Backward of silu(gate)*up (gate, up, outputs all [n] contiguous); see kernels.siluMulBackward. */
-export function siluMulBackward(dOut: Float32Array, gate: Float32Array, up: Float32Array, dGate: Float32Array, dUp: Float32Array, n: number): void {
-  run([{ a: dOut, n }, { a: gate, n }, { a: up, n }, { a: dGate, n, read: false, write: true }, { a: dUp, n, read: false, write: true }],
-    (k, [d, g, u, dg, du]) => k.silu_mul_bwd(d!, g!, u!, dg!, du!, n));
+/** Backward of silu(gate)*up; rows of gu and dgu are [gate | up]; see kernels.siluMulBackward. */
+export function siluMulBackward(dOut: Float32Array, gu: Float32Array, dgu: Float32Array, rows: number, I: number): void {
+  run([{ a: dOut, n: rows * I }, { a: gu, n: rows * 2 * I }, { a: dgu, n: rows * 2 * I, read: false, write: true }],
+    (k, [d, g, dg]) => k.silu_mul_bwd(d!, g!, dg!, rows, I));
 }
 
 /** Backward of rmsnorm, accumulating into dx (and dw); see kernels.rmsnormBackward. */
@@ -158,4 +158,20 @@ export function rowMaxSumExp(x: Float32Array, rows: number, cols: number, ld: nu
 export function softmaxRowsLse(x: Float32Array, rows: number, cols: number, ld: number, lse: Float32Array, scale: Float32Array): void {
   run([{ a: x, n: span(rows, cols, ld), write: true }, { a: lse, n: rows }, { a: scale, n: rows }],
     (k, [px, pl, ps]) => k.softmax_rows_lse(px!, rows, cols, ld, pl!, ps!));
+}
+
+/** y (row stride ldy) += xa bt, the LoRA delta; see kernels.loraAdd. */
+export function loraAdd(y: Float32Array, ldy: number, xa: Float32Array, bt: Float32Array, n: number, out: number, r: number): void {
+  run([{ a: y, n: span(n, out, ldy), write: true }, { a: xa, n: n * r }, { a: bt, n: r * out }],
+    (k, [py, px, pb]) => k.lora_add(py!, ldy, px!, pb!, n, out, r));
+}
+
+/** out = x * mask * s; see kernels.dropoutApply. */
+export function dropoutApply(x: Float32Array, mask: Uint8Array, s: number, out: Float32Array, n: number): void {
+  run([{ a: x, n }, { a: mask, n }, { a: out, n, read: false, write: true }], (k, [px, pm, po]) => k.dropout_apply(px!, pm!, s, po!, n));
+}
+
+/** dx += dh * mask * s; see kernels.dropoutAdd. */
+export function dropoutAdd(dx: Float32Array, dh: Float32Array, mask: Uint8Array, s: number, n: number): void {
+  run([{ a: dx, n, write: true }, { a: dh, n }, { a: mask, n }], (k, [pd, ph, pm]) => k.dropout_add(pd!, ph!, pm!, s, n));
 }

@@ -12,7 +12,7 @@
 import type { Backend } from '../engine/backend.js';
 import { getBackend } from '../engine/select.js';
 import { type Tensor, toF32, rowsToF32 } from '../engine/tensor.js';
-import { addBias, biasBackward, addInPlace } from '../engine/kernels.js';
+import { addBias, biasBackward } from '../engine/kernels.js';
 import * as wk from '../engine/wasm-kernels.js';
 import { withActivationHeap, type WasmHeap } from '../engine/wasm/heap.js';
 import { attentionForward, attentionBackward, type AttnSaved } from './attention.js';
@@ -27,9 +27,24 @@ interface BlockActs {
   xIn: Float32Array; xn1: Float32Array; rstd1: Float32Array;
   attn: AttnSaved; att: Float32Array;
   xMid: Float32Array; xn2: Float32Array; rstd2: Float32Array;
-  gate: Float32Array; up: Float32Array; act: Float32Array;
-  /** LoRA inputs after dropout and their A-projections, per adapted projection */
-  lora: Partial<Record<LoraTarget, { h: Float32Array; xa: Float32Array; mask: Float32Array | null }>>;
+  /** gate and up projections, rows [gate | up] */
+  gu: Float32Array; act: Float32Array;
+  /** LoRA dropout masks and A-projections, per adapted projection */
+  lora: Partial<Record<LoraTarget, LoraSaved>>;
+}
+
+/**
+ * What a LoRA projection keeps for its backward. The dropped input h = x * mask / (1 - p) is not
+ * kept: the backward rebuilds it from the block's saved input x, so a step stores one byte per
+ * input element instead of two float copies (3.3 GB less at 1.1B shapes, micro-batch 4 x 256).
+ */
+interface LoraSaved {
+  /** scale * dropout(x) A^T */
+  xa: Float32Array;
+  /** 1 where the input element was kept, 0 where dropped; null without dropout */
+  mask: Uint8Array | null;
+  /** 1 / (1 - dropout) */
+  keepScale: number;
 }
 
 export type BlockGrads = Partial<Record<BlockWeightName | BlockBiasName, Float32Array>>;
@@ -82,6 +97,33 @@ export interface ForwardResult {
 }
 
 /** The LM head runs over vocabulary chunks of this many rows of lm_head, for up to HEAD_ROWS tokens at once. */
+/** Columns [off, off + width) of a row-major [rows, ld] matrix, as a new contiguous array. */
+function columns(m: Float32Array, rows: number, ld: number, off: number, width: number): Float32Array {
+  const out = new Float32Array(rows * width);
+  for (let r = 0; r < rows; r++) out.set(m.subarray(r * ld + off, r * ld + off + width), r * width);
+  return out;
+}
+
+/** Dropout keep-mask of n elements (1 = kept with probability 1 - p), from a mulberry32 stream. */
+function dropoutMask(n: number, p: number, seed: number): Uint8Array {
+  const mask = new Uint8Array(n);
+  const threshold = p * 4294967296;
+  let a = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    mask[i] = (t ^ (t >>> 14)) >>> 0 >= threshold ? 1 : 0;
+  }
+  return mask;
+}
+
+/** LoRA dropout applied to x: x * mask * keepScale into h (a new array by default) */
+function dropped(x: Float32Array, mask: Uint8Array, keepScale: number, h: Float32Array = new Float32Array(mask.length)): Float32Array {
+  wk.dropoutApply(x, mask, keepScale, h, mask.length);
+  return h;
+}
+
 const HEAD_VOCAB_CHUNK = 4096;
 const HEAD_ROWS = 4096;
 
@@ -134,29 +176,27 @@ export class LlamaRunner {
     return x;
   }
 
-  /** y [n, out] = x W^T + b (+ LoRA). Saves LoRA intermediates into `save` when given. */
-  async linear(x: Float32Array, W: Tensor, bias: Tensor | undefined, n: number, lora: LoraPair | undefined, rng: (() => number) | undefined,
-    save?: { h: Float32Array; xa: Float32Array; mask: Float32Array | null }[]): Promise<Float32Array> {
-    const [out, inp] = W.shape as [number, number];
-    const y = new Float32Array(n * out);
-    await this.be.gemm({ a: x, b: W, c: y, m: n, n: out, k: inp, transB: true });
-    if (bias) addBias(y, this.vec(bias), n, out);
-    if (lora) {
-      let h = x, mask: Float32Array | null = null;
-      if (lora.dropout > 0 && rng) {
-        mask = new Float32Array(n * inp);
-        h = new Float32Array(n * inp);
-        const keepScale = 1 / (1 - lora.dropout);
-        for (let i = 0; i < h.length; i++) { const m = rng() >= lora.dropout ? keepScale : 0; mask[i] = m; h[i] = x[i]! * m; }
-      }
-      const xa = new Float32Array(n * lora.r);
-      await this.be.gemm({ a: h, b: lora.A, c: xa, m: n, n: lora.r, k: inp, transB: true });
-      const d = new Float32Array(n * out);
-      await this.be.gemm({ a: xa, b: lora.B, c: d, m: n, n: out, k: lora.r, transB: true });
-      for (let i = 0; i < y.length; i++) y[i]! += lora.scale * d[i]!;
-      save?.push({ h, xa, mask });
-    }
-    return y;
+  /**
+   * Adds a LoRA delta scale * dropout(x) A^T B^T into y [n, out] (row stride ldy: y may be one
+   * projection's columns of a stacked output). Returns what the backward needs.
+   */
+  async loraForward(x: Float32Array, lora: LoraPair, n: number, y: Float32Array, ldy: number, rng: (() => number) | undefined,
+    scratch: (n: number) => Float32Array = (k) => new Float32Array(k)): Promise<LoraSaved> {
+    const inp = lora.A.length / lora.r, out = lora.B.length / lora.r;
+    const drop = lora.dropout > 0 && rng !== undefined;
+    const keepScale = drop ? 1 / (1 - lora.dropout) : 1;
+    // one draw from the training RNG seeds the whole mask (a fast inline generator fills it)
+    const mask = drop ? dropoutMask(n * inp, lora.dropout, Math.floor(rng() * 4294967296)) : null;
+    const h = mask ? dropped(x, mask, keepScale, scratch(n * inp)) : x;
+    // xa is kept pre-scaled: y += xa B^T, and the backward's dB = dy^T xa needs no extra pass
+    const xa = new Float32Array(n * lora.r);
+    await this.be.gemm({ a: h, b: lora.A, c: xa, m: n, n: lora.r, k: inp, transB: true });
+    for (let i = 0; i < xa.length; i++) xa[i]! *= lora.scale;
+    // y += xa B^T in one pass over y (a GEMM with k = r would run at a few GFLOP/s)
+    const bt = new Float32Array(lora.r * out);
+    for (let j = 0; j < out; j++) for (let k = 0; k < lora.r; k++) bt[k * out + j] = lora.B[j * lora.r + k]!;
+    wk.loraAdd(y, ldy, xa, bt, n, out, lora.r);
+    return { xa, mask, keepScale };
   }
 
   /**
@@ -192,8 +232,8 @@ export class LlamaRunner {
   /**
    * The block, writing the new residual stream into xOut. Temporaries live in the activation heap
    * (GEMM outputs and kernels share them, no copies); with `keep`, what the backward needs is
-   * allocated as plain arrays so it outlives the call. Without LoRA, q/k/v (and gate/up, unless
-   * kept) run as one stacked GEMM each, read in place through row strides.
+   * copied out of it at the end, so it outlives the call. q/k/v and gate/up run as one stacked
+   * GEMM each (LoRA deltas added into their column ranges), read in place through row strides.
    */
   private async blockInto(li: number, x: Float32Array, xOut: Float32Array, B: number, T: number, pos0: number,
     opts: { cache?: KVCache; keep?: boolean; rng?: () => number }, heap: WasmHeap): Promise<BlockActs | undefined> {
@@ -204,89 +244,79 @@ export class LlamaRunner {
     const N = B * T, qW = nH * d, kvW = nKV * d;
     const keep = opts.keep ?? false;
     const tmp = (n: number) => heap.f32(n);
-    const saved = (n: number) => (keep ? new Float32Array(n) : heap.f32(n));
     const lora = this.adapters?.[li] ?? {};
     const loraSave: BlockActs['lora'] = {};
-    const saveFor = (t: LoraTarget) => {
-      if (!opts.keep || !lora[t]) return undefined;
-      const arr: { h: Float32Array; xa: Float32Array; mask: Float32Array | null }[] = [];
-      return { arr, done: () => { if (arr[0]) loraSave[t] = arr[0]; } };
+    /** adds projection t's LoRA delta (if adapted) into y, row stride ld */
+    const addLora = async (t: LoraTarget, inp: Float32Array, y: Float32Array, ld: number) => {
+      const pair = lora[t];
+      if (!pair) return;
+      const mark = heap.mark();
+      const ls = await this.loraForward(inp, pair, N, y, ld, opts.rng, tmp);
+      heap.release(mark);
+      if (keep) loraSave[t] = ls;
     };
-    const lin = async (t: LoraTarget, inp: Float32Array, W: Tensor, bias: Tensor | undefined) => {
-      const s = saveFor(t);
-      const y = await this.linear(inp, W, bias, N, lora[t], opts.rng, s?.arr);
-      s?.done();
-      return y;
-    };
-    /** y = inp W^T + b into a heap buffer (no LoRA on this projection) */
-    const proj = async (inp: Float32Array, W: Tensor, bias: Tensor | undefined, y: Float32Array) => {
-      const [out, inW] = W.shape as [number, number];
-      await this.be.gemm({ a: inp, b: W, c: y, m: N, n: out, k: inW, transB: true });
-      if (bias) wk.addBias(y, this.vec(bias), N, out);
+    /**
+     * y [N, sum out_i] = inp [W_1; W_2; ...]^T: one GEMM over the stacked weights (q/k/v, gate/up,
+     * or a single projection), then each part's bias and LoRA delta in its own column range.
+     */
+    const proj = async (parts: [LoraTarget, Tensor, Tensor | undefined][], inp: Float32Array, y: Float32Array) => {
+      const width = parts.reduce((s, [, W]) => s + W.shape[0]!, 0), inW = parts[0]![1].shape[1]!;
+      await this.be.gemm({ a: inp, b: parts.length === 1 ? parts[0]![1] : parts.map(([, W]) => W), c: y, m: N, n: width, k: inW, transB: true });
+      let off = 0;
+      for (const [t, W, bias] of parts) {
+        const out = W.shape[0]!, ys = off ? y.subarray(off) : y;
+        if (bias) wk.addBias(ys, this.vec(bias), N, out, width);
+        await addLora(t, inp, ys, width);
+        off += out;
+      }
       return y;
     };
 
     // attention
-    const xn1 = saved(N * H), rstd1 = keep ? new Float32Array(N) : tmp(N);
+    const xn1 = tmp(N * H), rstd1 = keep ? new Float32Array(N) : tmp(N);
     wk.rmsnormForward(x, this.vec(w.inputNorm), xn1, rstd1, N, H, cfg.rmsNormEps);
-    let q: Float32Array, k: Float32Array, v: Float32Array, ldq = qW, ldk = kvW, ldv = kvW;
-    if (!lora.q && !lora.k && !lora.v) {
-      // one GEMM over the stacked [Wq; Wk; Wv]: rows of qkv are [q | k | v]
-      const width = qW + 2 * kvW;
-      const qkv = tmp(N * width);
-      await this.be.gemm({ a: xn1, b: [w.q, w.k, w.v], c: qkv, m: N, n: width, k: H, transB: true });
-      q = qkv; k = qkv.subarray(qW); v = qkv.subarray(qW + kvW);
-      ldq = ldk = ldv = width;
-      if (w.qBias) wk.addBias(q, this.vec(w.qBias), N, qW, width);
-      if (w.kBias) wk.addBias(k, this.vec(w.kBias), N, kvW, width);
-      if (w.vBias) wk.addBias(v, this.vec(w.vBias), N, kvW, width);
-    } else {
-      q = await lin('q', xn1, w.q, w.qBias);
-      k = await lin('k', xn1, w.k, w.kBias);
-      v = await lin('v', xn1, w.v, w.vBias);
-    }
+    // rows of qkv are [q | k | v]
+    const width = qW + 2 * kvW;
+    const qkv = await proj([['q', w.q, w.qBias], ['k', w.k, w.kBias], ['v', w.v, w.vBias]], xn1, tmp(N * width));
+    const q = qkv, k = qkv.subarray(qW), v = qkv.subarray(qW + kvW);
+    const ldq = width, ldk = width, ldv = width;
     const S = pos0 + T;
     const tables = this.ropeFor(S);
     const pos = heap.i32(N);
     for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) pos[b * T + t] = pos0 + t;
     wk.rope(q, pos, tables.cos, tables.sin, N, nH, d, false, ldq);
     wk.rope(k, pos, tables.cos, tables.sin, N, nKV, d, false, ldk);
-    const qh = saved(N * qW);
+    const qh = tmp(N * qW);
     wk.toHeads(q, qh, B, T, nH, nKV, d, ldq);
-    let kh = saved(N * kvW), vh = saved(N * kvW);
+    let kh = tmp(N * kvW), vh = tmp(N * kvW);
     wk.toHeads(k, kh, B, T, nKV, nKV, d, ldk);
     wk.toHeads(v, vh, B, T, nKV, nKV, d, ldv);
     if (opts.cache) ({ kh, vh } = opts.cache.append(li, kh, vh, B, T, pos0));
     const dims = { B, T, S, pos0, nH, nKV, d };
     const oh = tmp(N * qW);
-    const probs = await attentionForward(this.be, qh, kh, vh, oh, dims, saved(B * nH * T * S));
-    const att = saved(N * qW);
+    const probs = await attentionForward(this.be, qh, kh, vh, oh, dims, tmp(B * nH * T * S));
+    const att = tmp(N * qW);
     wk.fromHeads(oh, att, B, T, nH, nKV, d);
-    const o = lora.o ? await lin('o', att, w.o, w.oBias) : await proj(att, w.o, w.oBias, tmp(N * H));
-    const xMid = saved(N * H);
+    const o = await proj([['o', w.o, w.oBias]], att, tmp(N * H));
+    const xMid = tmp(N * H);
     wk.add(x, o, xMid);
 
     // MLP
-    const xn2 = saved(N * H), rstd2 = keep ? new Float32Array(N) : tmp(N);
+    const xn2 = tmp(N * H), rstd2 = keep ? new Float32Array(N) : tmp(N);
     wk.rmsnormForward(xMid, this.vec(w.postNorm), xn2, rstd2, N, H, cfg.rmsNormEps);
-    let gate: Float32Array, up: Float32Array, ldg = I;
-    if (!keep && !lora.gate && !lora.up) {
-      // one GEMM over the stacked [Wgate; Wup]: rows are [gate | up]
-      const gu = tmp(N * 2 * I);
-      await this.be.gemm({ a: xn2, b: [w.gate, w.up], c: gu, m: N, n: 2 * I, k: H, transB: true });
-      gate = gu; up = gu.subarray(I); ldg = 2 * I;
-      if (w.gateBias) wk.addBias(gate, this.vec(w.gateBias), N, I, ldg);
-      if (w.upBias) wk.addBias(up, this.vec(w.upBias), N, I, ldg);
-    } else {
-      gate = lora.gate ? await lin('gate', xn2, w.gate, w.gateBias) : await proj(xn2, w.gate, w.gateBias, saved(N * I));
-      up = lora.up ? await lin('up', xn2, w.up, w.upBias) : await proj(xn2, w.up, w.upBias, saved(N * I));
-    }
-    const act = saved(N * I);
-    wk.siluMul(gate, up, act, N, I, ldg);
-    const down = lora.down ? await lin('down', act, w.down, w.downBias) : await proj(act, w.down, w.downBias, tmp(N * H));
+    // rows of gu are [gate | up] (kept in this layout for the backward)
+    const gu = await proj([['gate', w.gate, w.gateBias], ['up', w.up, w.upBias]], xn2, tmp(N * 2 * I));
+    const act = tmp(N * I);
+    wk.siluMul(gu, gu.subarray(I), act, N, I, 2 * I);
+    const down = await proj([['down', w.down, w.downBias]], act, tmp(N * H));
     wk.add(xMid, down, xOut);
     if (!keep) return undefined;
-    return { xIn: x, xn1, rstd1, attn: { qh, kh, vh, probs, dims }, att, xMid, xn2, rstd2, gate, up, act, lora: loraSave };
+    // what the backward needs leaves the heap in one copy each (the kernels above ran in place)
+    const own = (a: Float32Array) => a.slice();
+    return {
+      xIn: x, xn1: own(xn1), rstd1, attn: { qh: own(qh), kh: own(kh), vh: own(vh), probs: own(probs), dims }, att: own(att),
+      xMid: own(xMid), xn2: own(xn2), rstd2, gu: own(gu), act: own(act), lora: loraSave,
+    };
   }
 
   /** Final norm; returns normalized states (and rstd for backward). */
@@ -448,28 +478,28 @@ export class LlamaRunner {
     return grads;
   }
 
-  /** Backward of one linear: dx (+)= dy W (+ LoRA path); dW, db, LoRA grads as requested. */
-  private async linearBackward(dy: Float32Array, x: Float32Array, W: Tensor, n: number, dx: Float32Array, accumulate: boolean,
-    dW: Float32Array | null, db: Float32Array | null, lora: LoraPair | undefined, ls: { h: Float32Array; xa: Float32Array; mask: Float32Array | null } | undefined): Promise<LoraGrads | undefined> {
-    const [out, inp] = W.shape as [number, number];
-    await this.be.gemm({ a: dy, b: W, c: dx, m: n, n: inp, k: out, accumulate });
-    if (dW) await this.be.gemm({ a: dy, b: x, c: dW, m: out, n: inp, k: n, transA: true, accumulate: true });
-    if (db) biasBackward(dy, db, n, out);
-    if (!lora || !ls) return undefined;
-    const r = lora.r;
+  /**
+   * Backward of a LoRA delta (see loraForward) given dy [n, out], the projection's output
+   * gradient: returns dA, dB and adds the input gradient of the LoRA path into dx.
+   */
+  private async loraBackward(dy: Float32Array, x: Float32Array, n: number, dx: Float32Array, lora: LoraPair, ls: LoraSaved): Promise<LoraGrads> {
+    const r = lora.r, inp = lora.A.length / r, out = lora.B.length / r;
     const dB = new Float32Array(out * r), dA = new Float32Array(r * inp);
-    // y += scale * xa B^T: dB = scale * dy^T xa ; dxa = scale * dy B
+    // y += xa B^T with xa pre-scaled: dB = dy^T xa ; dxa = scale * dy B
     await this.be.gemm({ a: dy, b: ls.xa, c: dB, m: out, n: r, k: n, transA: true });
-    for (let i = 0; i < dB.length; i++) dB[i]! *= lora.scale;
     const dxa = new Float32Array(n * r);
     await this.be.gemm({ a: dy, b: lora.B, c: dxa, m: n, n: r, k: out });
     for (let i = 0; i < dxa.length; i++) dxa[i]! *= lora.scale;
-    // xa = h A^T: dA = dxa^T h ; dh = dxa A
-    await this.be.gemm({ a: dxa, b: ls.h, c: dA, m: r, n: inp, k: n, transA: true });
-    const dh = new Float32Array(n * inp);
-    await this.be.gemm({ a: dxa, b: lora.A, c: dh, m: n, n: inp, k: r });
-    if (ls.mask) for (let i = 0; i < dh.length; i++) dh[i]! *= ls.mask[i]!;
-    addInPlace(dx, dh);
+    // xa / scale = h A^T with h = dropout(x) rebuilt from the saved input: dA = dxa^T h ; dh = dxa A
+    const h = ls.mask ? dropped(x, ls.mask, ls.keepScale) : x;
+    await this.be.gemm({ a: dxa, b: h, c: dA, m: r, n: inp, k: n, transA: true });
+    if (ls.mask) {
+      // dx += (dxa A) * mask * keepScale, reusing h's buffer for dh
+      await this.be.gemm({ a: dxa, b: lora.A, c: h, m: n, n: inp, k: r });
+      wk.dropoutAdd(dx, h, ls.mask, ls.keepScale, h.length);
+    } else {
+      await this.be.gemm({ a: dxa, b: lora.A, c: dx, m: n, n: inp, k: r, accumulate: true });
+    }
     return { A: dA, B: dB };
   }
 
@@ -478,50 +508,69 @@ export class LlamaRunner {
     const w = this.model.weights.blocks[li]!;
     const shape = cfg.layers[li]!;
     const H = cfg.hiddenSize, d = cfg.headDim, nH = shape.numHeads, nKV = shape.numKvHeads, I = shape.intermediateSize;
-    const N = B * T;
+    const N = B * T, qW = nH * d, kvW = nKV * d;
     const g: BlockGrads = {};
-    const wg = (name: BlockWeightName, W: Tensor) => (weightGrads ? (g[name] = new Float32Array(W.data.length)) : null);
-    const bg = (name: BlockBiasName, bias: Tensor | undefined) => (weightGrads && bias ? (g[name] = new Float32Array(bias.data.length)) : null);
     const lora = this.adapters?.[li] ?? {};
     const lg: Partial<Record<LoraTarget, LoraGrads>> = {};
-    const lb = async (t: LoraTarget, dy: Float32Array, x: Float32Array, W: Tensor, dx: Float32Array, acc: boolean, bias: BlockBiasName, bT: Tensor | undefined) => {
-      const r = await this.linearBackward(dy, x, W, N, dx, acc, wg(t, W), bg(bias, bT), lora[t], a.lora[t]);
-      if (r) lg[t] = r;
+    /**
+     * Backward of the forward's proj(): dx = dY [W_1; W_2; ...] as one GEMM over the stacked
+     * weights; with weight gradients d[W_1; W_2; ...] = dY^T x as one GEMM too (each weight's
+     * gradient a view of it); each part's bias and LoRA gradients from its columns of dY.
+     */
+    const projBack = async (parts: [LoraTarget, Tensor, BlockBiasName, Tensor | undefined][], dY: Float32Array, x: Float32Array, dx: Float32Array) => {
+      const width = parts.reduce((s, [, W]) => s + W.shape[0]!, 0), inW = parts[0]![1].shape[1]!;
+      await this.be.gemm({ a: dY, b: parts.length === 1 ? parts[0]![1] : parts.map(([, W]) => W), c: dx, m: N, n: inW, k: width });
+      if (weightGrads) {
+        const dW = new Float32Array(width * inW);
+        await this.be.gemm({ a: dY, b: x, c: dW, m: width, n: inW, k: N, transA: true });
+        let off = 0;
+        for (const [t, W] of parts) { g[t] = dW.subarray(off * inW, (off + W.shape[0]!) * inW); off += W.shape[0]!; }
+      }
+      let off = 0;
+      for (const [t, W, bName, bias] of parts) {
+        const out = W.shape[0]!, pair = lora[t], ls = a.lora[t];
+        if ((weightGrads && bias) || (pair && ls)) {
+          const dy = parts.length === 1 ? dY : columns(dY, N, width, off, out);
+          if (weightGrads && bias) biasBackward(dy, (g[bName] = new Float32Array(out)), N, out);
+          if (pair && ls) lg[t] = await this.loraBackward(dy, x, N, dx, pair, ls);
+        }
+        off += out;
+      }
     };
 
     // MLP: x_out = x_mid + down(act)
     const dxMid = Float32Array.from(dxOut);
     const dAct = new Float32Array(N * I);
-    await lb('down', dxOut, a.act, w.down, dAct, false, 'downBias', w.downBias);
-    const dGate = new Float32Array(N * I), dUp = new Float32Array(N * I);
-    wk.siluMulBackward(dAct, a.gate, a.up, dGate, dUp, N * I);
+    await projBack([['down', w.down, 'downBias', w.downBias]], dxOut, a.act, dAct);
+    const dGU = new Float32Array(N * 2 * I);
+    wk.siluMulBackward(dAct, a.gu, dGU, N, I);
     const dxn2 = new Float32Array(N * H);
-    await lb('gate', dGate, a.xn2, w.gate, dxn2, false, 'gateBias', w.gateBias);
-    await lb('up', dUp, a.xn2, w.up, dxn2, true, 'upBias', w.upBias);
-    wk.rmsnormBackward(dxn2, a.xMid, this.vec(w.postNorm), a.rstd2, dxMid, wg('postNorm', w.postNorm), N, H);
+    await projBack([['gate', w.gate, 'gateBias', w.gateBias], ['up', w.up, 'upBias', w.upBias]], dGU, a.xn2, dxn2);
+    wk.rmsnormBackward(dxn2, a.xMid, this.vec(w.postNorm), a.rstd2, dxMid, weightGrads ? (g.postNorm = new Float32Array(H)) : null, N, H);
 
     // attention: x_mid = x_in + o(att)
-    const dAtt = new Float32Array(N * nH * d);
-    await lb('o', dxMid, a.att, w.o, dAtt, false, 'oBias', w.oBias);
-    const dOh = new Float32Array(N * nH * d);
+    const dAtt = new Float32Array(N * qW);
+    await projBack([['o', w.o, 'oBias', w.oBias]], dxMid, a.att, dAtt);
+    const dOh = new Float32Array(N * qW);
     wk.toHeads(dAtt, dOh, B, T, nH, nKV, d);
-    const dqh = new Float32Array(N * nH * d), dkh = new Float32Array(N * nKV * d), dvh = new Float32Array(N * nKV * d);
+    const dqh = new Float32Array(N * qW), dkh = new Float32Array(N * kvW), dvh = new Float32Array(N * kvW);
     await attentionBackward(this.be, dOh, a.attn, dqh, dkh, dvh);
-    const dq = new Float32Array(N * nH * d), dk = new Float32Array(N * nKV * d), dv = new Float32Array(N * nKV * d);
-    wk.fromHeads(dqh, dq, B, T, nH, nKV, d);
-    wk.fromHeads(dkh, dk, B, T, nKV, nKV, d);
-    wk.fromHeads(dvh, dv, B, T, nKV, nKV, d);
+    // rows of dQKV are [dq | dk | dv], the layout of the forward's stacked projection
+    const width = qW + 2 * kvW;
+    const dQKV = new Float32Array(N * width);
+    wk.fromHeads(dqh, dQKV, B, T, nH, nKV, d, false, width);
+    wk.fromHeads(dkh, dQKV.subarray(qW), B, T, nKV, nKV, d, false, width);
+    wk.fromHeads(dvh, dQKV.subarray(qW + kvW), B, T, nKV, nKV, d, false, width);
     const tables = this.ropeFor(a.attn.dims.S);
     const pos = new Int32Array(N);
     for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) pos[b * T + t] = a.attn.dims.pos0 + t;
-    wk.rope(dq, pos, tables.cos, tables.sin, N, nH, d, true);
-    wk.rope(dk, pos, tables.cos, tables.sin, N, nKV, d, true);
+    wk.rope(dQKV, pos, tables.cos, tables.sin, N, nH, d, true, width);
+    wk.rope(dQKV.subarray(qW), pos, tables.cos, tables.sin, N, nKV, d, true, width);
     const dxn1 = new Float32Array(N * H);
-    await lb('q', dq, a.xn1, w.q, dxn1, false, 'qBias', w.qBias);
-    await lb('k', dk, a.xn1, w.k, dxn1, true, 'kBias', w.kBias);
-    await lb('v', dv, a.xn1, w.v, dxn1, true, 'vBias', w.vBias);
+    await projBack([['q', w.q, 'qBias', w.qBias], ['k', w.k, 'kBias', w.kBias], ['v', w.v, 'vBias', w.vBias]], dQKV, a.xn1, dxn1);
     const dxIn = dxMid; // residual path carries dx_mid through; add the norm branch
-    wk.rmsnormBackward(dxn1, a.xIn, this.vec(w.inputNorm), a.rstd1, dxIn, wg('inputNorm', w.inputNorm), N, H);
+    wk.rmsnormBackward(dxn1, a.xIn, this.vec(w.inputNorm), a.rstd1, dxIn, weightGrads ? (g.inputNorm = new Float32Array(H)) : null, N, H);
     return { dx: dxIn, grads: g, lora: lg };
   }
+
 }

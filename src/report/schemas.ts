@@ -5,9 +5,9 @@
  * offending field in a UserError.
  */
 import { UserError } from '../util/errors.js';
+import type { TrainStep, TrainMethod, TrainLog } from '../train/trainer.js';
 
 export type Retraining = 'none' | 'lora' | 'cpt' | 'cpt+lora';
-export type TrainMethod = 'lora' | 'cpt' | 'cpt+lora';
 
 /** `shorten score`: one importance score per block under one criterion. */
 export interface ScoreFile {
@@ -62,22 +62,9 @@ export interface PplFile {
   tokens: number;
 }
 
-export interface TrainStep {
-  step: number;
-  loss: number;
-  lr: number;
-  valLoss?: number;
-}
-
-/** `shorten train`: the loss curve of one retraining run. */
-export interface TrainFile {
-  kind: 'train';
-  label: string;
-  method: TrainMethod;
-  model?: string;
-  steps: TrainStep[];
-  settings?: Record<string, unknown>;
-}
+/** `shorten train`: the loss curve of one retraining run (the trainer's train-log.json). */
+export type TrainFile = TrainLog;
+export type { TrainStep, TrainMethod };
 
 /** One task's metrics in lm-evaluation-harness layout; accuracies are fractions in [0, 1]. */
 export interface ZeroShotTaskResult {

@@ -21,12 +21,12 @@ import { UserError } from '../util/errors.js';
 import { type Param, param, accumulateGrad } from './adamw.js';
 import { lmBatch, type Batch } from './batch.js';
 import { DocReader, TextPacker, skipDocs, countSequences, packedRows, type DocSource, type DocCursor, type PackState } from './packing.js';
-import { train, loadParams, masterCopy, type TrainSettings, type TrainTask } from './trainer.js';
+import { train, loadParams, masterCopy, methodSettings, type TrainTask, type MethodOptions } from './trainer.js';
 import { checkOutput, prepareOutput, completedLog, writeLog, CKPT_DIR, LOG_FILE, type FinalLog } from './run-folder.js';
 import { provenance, type TrainRunResult } from './lora.js';
 import type { Decay } from './schedule.js';
 
-export interface CptOptions {
+export interface CptOptions extends MethodOptions {
   model: string;
   /** text (one document a line) or jsonl {"text"} files; default: the embedded Brown train split */
   data?: string[];
@@ -40,28 +40,7 @@ export interface CptOptions {
   seqLen?: number;
   eos?: boolean;
   shuffleBuffer?: number;
-  epochs?: number;
-  maxSteps?: number;
-  lr?: number;
-  batchSize?: number;
-  microBatch?: number;
-  warmup?: number;
-  decay?: Decay;
-  minLrRatio?: number;
-  weightDecay?: number;
-  beta1?: number;
-  beta2?: number;
-  eps?: number;
-  maxGradNorm?: number;
-  saveEvery?: number;
-  seed?: number;
-  final?: 'best' | 'last';
-  resume?: boolean;
-  force?: boolean;
-  keepCheckpoints?: boolean;
-  label?: string;
   method?: 'cpt';
-  stopAfter?: number;
 }
 
 /** Trainable f32 masters for every parameter, installed into the model in place of its tensors. */
@@ -155,11 +134,9 @@ export async function trainCpt(o: CptOptions): Promise<TrainRunResult> {
   const valBatches: Batch[] = [];
   for (let i = 0; i < valRows.length; i += microBatch) valBatches.push(lmBatch(valRows.slice(i, i + microBatch)));
 
-  const settings: TrainSettings = {
-    steps, batchSize, microBatch, lr: o.lr ?? 1e-4, warmup: o.warmup ?? Math.min(100, Math.floor(steps / 10)), decay: o.decay ?? 'cosine', minLrRatio: o.minLrRatio ?? 0.1,
-    beta1: o.beta1 ?? 0.9, beta2: o.beta2 ?? 0.95, eps: o.eps ?? 1e-8, weightDecay: o.weightDecay ?? 0.1, maxGradNorm: o.maxGradNorm ?? 1,
-    saveEvery: o.saveEvery ?? 100, seed,
-  };
+  // pretraining defaults: AdamW (0.9, 0.95), weight decay 0.1, cosine to 10%
+  const settings = methodSettings(o, { steps, batchSize, microBatch, seed },
+    { warmup: Math.min(100, Math.floor(steps / 10)), decay: 'cosine', minLrRatio: 0.1, beta2: 0.95, weightDecay: 0.1 });
   const srcConfig = configJson(model);
   const task: TrainTask = {
     params,

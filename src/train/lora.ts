@@ -19,11 +19,11 @@ import { type Param, param, accumulateGrad } from './adamw.js';
 import { collate, type Batch, type Example } from './batch.js';
 import { readPromptRecords, tokenizeRecord, splitRecords, ExampleStream, type ExamplePosition } from './alpaca.js';
 import { initLora, adapterTensors, adapterConfig, writeAdapterFiles, mergeLora, peftKey, ADAPTER_CONFIG, ADAPTER_WEIGHTS, type LoraSettings } from './peft.js';
-import { train, loadParams, type TrainSettings, type TrainTask } from './trainer.js';
+import { train, loadParams, methodSettings, type TrainTask, type MethodOptions } from './trainer.js';
 import { checkOutput, prepareOutput, completedLog, writeLog, publishFiles, CKPT_DIR, LOG_FILE, type FinalLog } from './run-folder.js';
 import type { Decay } from './schedule.js';
 
-export interface LoraOptions {
+export interface LoraOptions extends MethodOptions {
   model: string;
   data: string;
   out: string;
@@ -39,32 +39,9 @@ export interface LoraOptions {
   eos?: boolean;
   /** held-out records for validation (default 5%, at most 2000) */
   valSize?: number;
-  epochs?: number;
-  maxSteps?: number;
-  lr?: number;
-  batchSize?: number;
-  microBatch?: number;
-  warmup?: number;
-  decay?: Decay;
-  minLrRatio?: number;
-  weightDecay?: number;
-  beta1?: number;
-  beta2?: number;
-  eps?: number;
-  maxGradNorm?: number;
-  saveEvery?: number;
-  seed?: number;
   /** also write the merged model to <out>/merged */
   merge?: boolean;
-  /** which weights become the result: best validation loss (default) or the last step */
-  final?: 'best' | 'last';
-  resume?: boolean;
-  force?: boolean;
-  keepCheckpoints?: boolean;
-  label?: string;
   method?: 'lora' | 'cpt+lora';
-  /** stop after this step as if killed (tests) */
-  stopAfter?: number;
 }
 
 export interface TrainRunResult {
@@ -124,11 +101,8 @@ export async function trainLora(o: LoraOptions): Promise<TrainRunResult> {
 
   const epochs = o.epochs ?? 2;
   const steps = o.maxSteps ?? Math.max(1, Math.floor((epochs * trainEx.length) / batchSize));
-  const settings: TrainSettings = {
-    steps, batchSize, microBatch, lr: o.lr ?? 1e-4, warmup: o.warmup ?? 100, decay: o.decay ?? 'linear', minLrRatio: o.minLrRatio ?? 0,
-    beta1: o.beta1 ?? 0.9, beta2: o.beta2 ?? 0.999, eps: o.eps ?? 1e-8, weightDecay: o.weightDecay ?? 0, maxGradNorm: o.maxGradNorm ?? 1,
-    saveEvery: o.saveEvery ?? 100, seed,
-  };
+  // the paper's LoRA recipe: 100 warmup steps, linear decay, AdamW without weight decay
+  const settings = methodSettings(o, { steps, batchSize, microBatch, seed }, { warmup: 100, decay: 'linear', minLrRatio: 0, beta2: 0.999, weightDecay: 0 });
   const baseModel = path.resolve(o.model);
   const task: TrainTask = {
     params,

@@ -45,6 +45,34 @@ export interface TrainLog {
   settings?: Record<string, unknown>;
 }
 
+/** The optimization and run-folder options every `shorten train` method shares. */
+export interface MethodOptions {
+  epochs?: number;
+  maxSteps?: number;
+  lr?: number;
+  /** effective batch (examples or sequences per optimizer step) */
+  batchSize?: number;
+  microBatch?: number;
+  warmup?: number;
+  decay?: Decay;
+  minLrRatio?: number;
+  weightDecay?: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  maxGradNorm?: number;
+  saveEvery?: number;
+  seed?: number;
+  /** which weights become the result: best validation loss (default) or the last step */
+  final?: 'best' | 'last';
+  resume?: boolean;
+  force?: boolean;
+  keepCheckpoints?: boolean;
+  label?: string;
+  /** stop after this step as if killed (tests) */
+  stopAfter?: number;
+}
+
 export interface TrainSettings {
   /** optimizer steps in the whole run */
   steps: number;
@@ -66,6 +94,16 @@ export interface TrainSettings {
   saveEvery: number;
   /** seeds the dropout RNG (data order has its own seed in the task) */
   seed: number;
+}
+
+/** Settings from a method's options: the user's value where given, else the method's default. */
+export function methodSettings(o: MethodOptions, fixed: Pick<TrainSettings, 'steps' | 'batchSize' | 'microBatch' | 'seed'>,
+  defaults: Pick<TrainSettings, 'warmup' | 'decay' | 'minLrRatio' | 'beta2' | 'weightDecay'>): TrainSettings {
+  return {
+    ...fixed, lr: o.lr ?? 1e-4, warmup: o.warmup ?? defaults.warmup, decay: o.decay ?? defaults.decay, minLrRatio: o.minLrRatio ?? defaults.minLrRatio,
+    beta1: o.beta1 ?? 0.9, beta2: o.beta2 ?? defaults.beta2, eps: o.eps ?? 1e-8, weightDecay: o.weightDecay ?? defaults.weightDecay,
+    maxGradNorm: o.maxGradNorm ?? 1, saveEvery: o.saveEvery ?? 100,
+  };
 }
 
 export interface TrainTask {

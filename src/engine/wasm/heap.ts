@@ -20,10 +20,13 @@ export interface KernelExports {
   rope(x: number, ld: number, pos: number, cos: number, sin: number, n: number, nHeads: number, d: number, inverse: number): void;
   softmax_causal(p: number, nBatch: number, rows: number, S: number, T: number, pos0: number, scale: number): void;
   silu_mul(gate: number, up: number, ld: number, out: number, n: number, I: number): void;
-  silu_mul_bwd(dOut: number, gate: number, up: number, dGate: number, dUp: number, n: number): void;
+  silu_mul_bwd(dOut: number, gu: number, dgu: number, rows: number, I: number): void;
   rmsnorm_bwd(dy: number, x: number, w: number, rstd: number, dx: number, dw: number, n: number, h: number): void;
   add(a: number, b: number, out: number, n: number): void;
   add_bias(y: number, ld: number, b: number, n: number, d: number): void;
+  lora_add(y: number, ldy: number, xa: number, bt: number, n: number, out: number, r: number): void;
+  dropout_apply(x: number, mask: number, s: number, out: number, n: number): void;
+  dropout_add(dx: number, dh: number, mask: number, s: number, n: number): void;
   to_heads(x: number, ldx: number, out: number, B: number, T: number, nHeads: number, nKV: number, d: number): void;
   from_heads(x: number, out: number, ldo: number, B: number, T: number, nHeads: number, nKV: number, d: number, accumulate: number): void;
   row_max_sumexp(x: number, rows: number, cols: number, ld: number, mOut: number, sOut: number): void;
@@ -75,7 +78,7 @@ export function kernelsModule(shared: boolean): WasmModule {
   return (plainModule ??= new WA.Module(decode(KERNELS_WASM)));
 }
 
-export type HeapArray = Float32Array | Float64Array | Int32Array | Uint16Array;
+export type HeapArray = Float32Array | Float64Array | Int32Array | Uint16Array | Uint8Array;
 
 export class WasmHeap {
   readonly memory: WasmMemory;

@@ -11,7 +11,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import cliProgress from 'cli-progress';
+import { progress, type Progress } from '../../util/progress.js';
 import type { TextTokenizer } from '../../io/tokenizer.js';
 import type { LoglikelihoodRequest, LoglikelihoodScorer } from '../loglikelihood-types.js';
 import { UserError } from '../../util/errors.js';
@@ -41,7 +41,7 @@ export interface ZeroshotOptions {
   runId?: string;
   /** documents per scorer call, i.e. between checkpoints (default 32) */
   chunkDocs?: number;
-  /** draw a progress bar on stderr (default true; it stays silent when stderr is not a terminal) */
+  /** show progress on stderr (default true): a bar on a terminal, a line every few seconds in logs */
   progress?: boolean;
   /** where warnings go (default: stderr) */
   log?: (line: string) => void;
@@ -172,15 +172,8 @@ function loadTasks(opts: ZeroshotOptions, onError: OnError): ZeroshotTask[] {
   return tasks;
 }
 
-function makeBar(enabled: boolean, name: string, total: number): cliProgress.SingleBar | null {
-  if (!enabled || total === 0) return null;
-  const bar = new cliProgress.SingleBar({
-    format: `${name.padEnd(14)} |{bar}| {value}/{total} docs | {duration_formatted} | ETA {eta_formatted}`,
-    stream: process.stderr,
-    etaBuffer: 50,
-  }, cliProgress.Presets.shades_classic);
-  bar.start(total, 0);
-  return bar;
+function makeBar(enabled: boolean, name: string, total: number): Progress | null {
+  return enabled && total > 0 ? progress(name.padEnd(14), total, 'docs') : null;
 }
 
 /** Score the documents not yet in the store, a chunk at a time, checkpointing after each. */
