@@ -17,5 +17,11 @@ export interface LoglikelihoodResult {
 }
 
 export interface LoglikelihoodScorer {
+  /**
+   * The model's context length: as lm-evaluation-harness does, a request longer than this sees
+   * only the last maxLength + 1 tokens of context + continuation (the context cut from the left;
+   * a continuation longer than that is scored on its last maxLength tokens).
+   */
+  readonly maxLength?: number;
   score(requests: LoglikelihoodRequest[], onProgress?: (done: number, total: number) => void): Promise<LoglikelihoodResult[]>;
 }

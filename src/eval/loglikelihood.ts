@@ -21,14 +21,33 @@ export interface ScorerStats {
 export class EngineScorer implements LoglikelihoodScorer {
   readonly stats: ScorerStats = { contexts: 0, requests: 0, tokensComputed: 0, tokensNaive: 0 };
 
-  /** `shareContext: false` runs every request as one full sequence (the baseline it saves against). */
-  constructor(private run: LlamaRunner, private opts: { shareContext?: boolean } = {}) {}
+  readonly maxLength: number;
 
-  async score(requests: LoglikelihoodRequest[], onProgress?: (done: number, total: number) => void): Promise<LoglikelihoodResult[]> {
+  /**
+   * `shareContext: false` runs every request as one full sequence (the baseline it saves against).
+   * `maxLength` defaults to the model's max_position_embeddings, as the harness's HFLM sets it.
+   */
+  constructor(private run: LlamaRunner, private opts: { shareContext?: boolean; maxLength?: number } = {}) {
+    this.maxLength = opts.maxLength ?? run.config.maxPositionEmbeddings;
+  }
+
+  /** The harness's window: at most maxLength + 1 tokens, the context cut from the left. */
+  private window(r: LoglikelihoodRequest): LoglikelihoodRequest {
+    if (r.context.length === 0 || r.continuation.length === 0) throw new Error('context and continuation must be non-empty');
+    const excess = r.context.length + r.continuation.length - (this.maxLength + 1);
+    if (excess <= 0) return r;
+    if (excess < r.context.length) return { context: r.context.slice(excess), continuation: r.continuation };
+    // the continuation alone exceeds the window (the harness has no rule for it): score the
+    // continuation tokens inside the window, the first of them standing in as the context
+    const window = r.continuation.slice(r.continuation.length - (this.maxLength + 1));
+    return { context: window.slice(0, 1), continuation: window.slice(1) };
+  }
+
+  async score(given: LoglikelihoodRequest[], onProgress?: (done: number, total: number) => void): Promise<LoglikelihoodResult[]> {
+    const requests = given.map((r) => this.window(r));
     const out = new Array<LoglikelihoodResult>(requests.length);
     const groups = new Map<string, number[]>();
     requests.forEach((r, i) => {
-      if (r.context.length === 0 || r.continuation.length === 0) throw new Error('context and continuation must be non-empty');
       const key = this.opts.shareContext === false ? `#${i}` : r.context.join(',');
       groups.set(key, [...(groups.get(key) ?? []), i]);
     });

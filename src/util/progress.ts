@@ -20,12 +20,13 @@ export function progress(label: string, total: number, unit = ''): Progress {
     bar.start(total, 0, { extra: '' });
     return { update: (d, extra) => bar.update(d, { extra: extra ?? '' }), stop: () => bar.stop() };
   }
-  let last = 0;
+  let last = 0, finished = false;
   return {
     update(done, extra) {
       const now = Date.now();
-      if (now - last < 5000 && done < total) return;
+      if (finished || (now - last < 5000 && done < total)) return;
       last = now;
+      finished = done >= total;
       process.stderr.write(`${label}: ${done}/${total}${unit ? ' ' + unit : ''} (${((now - t0) / 1000).toFixed(1)} s)${extra ? ' ' + extra : ''}\n`);
     },
     stop() {},

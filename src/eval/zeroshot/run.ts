@@ -59,7 +59,7 @@ export interface ZeroshotResults {
   results: Record<string, TaskMetrics>;
   versions: Record<string, number>;
   'n-samples': Record<string, { original: number; effective: number }>;
-  config: { model: string | null; num_fewshot: 0; limit: number | null; add_bos_token: boolean; target_delimiter: ' '; acc_norm_length: 'characters' };
+  config: { model: string | null; num_fewshot: 0; limit: number | null; add_bos_token: boolean; max_length: number | null; target_delimiter: ' '; acc_norm_length: 'characters' };
   /** the metric the paper reports per task, and their mean over the tasks run */
   paper: { metrics: Record<string, MetricName>; mean: number | null };
   /** rows skipped as malformed, as `file:line: message` */
@@ -86,6 +86,8 @@ interface PartialHeader {
   version: number;
   runId: string | null;
   addBos: boolean;
+  /** the scorer's context length (requests beyond it are cut from the left) */
+  maxLength: number | null;
   tokenizer: string;
 }
 
@@ -126,7 +128,7 @@ class PartialStore {
       // handled below
     }
     if (first.kind !== 'header') throw new UserError(`${file}: not a zero-shot partial-results file; use another --out folder or delete it`);
-    const differs = (['version', 'runId', 'addBos', 'tokenizer'] as const).filter((k) => first[k] !== header[k]);
+    const differs = (['version', 'runId', 'addBos', 'maxLength', 'tokenizer'] as const).filter((k) => first[k] !== header[k]);
     if (differs.length > 0) {
       throw new UserError(`${file} holds partial results of a different run (${differs.join(', ')} differ: ${JSON.stringify(first.runId)} vs ${JSON.stringify(header.runId)}); use another --out folder or delete it`);
     }
@@ -199,6 +201,9 @@ async function scoreTask(task: ZeroshotTask, opts: ZeroshotOptions, store: Parti
         }
       }
       if (requests.length === 0) continue;
+      const maxLen = opts.scorer.maxLength;
+      const cut = maxLen === undefined ? 0 : requests.filter((r) => r.continuation.length > maxLen).length;
+      if (cut > 0) log(`warning: ${task.name}: ${cut} continuation(s) longer than the model's context (${maxLen}); only their last ${maxLen} tokens are scored`);
       const before = task.docs.length - todo.length + start;
       const results = await opts.scorer.score(requests, (done, total) => bar?.update(before + Math.floor((done / total) * docs.length)));
       if (results.length !== requests.length) throw new Error(`scorer returned ${results.length} results for ${requests.length} requests`);
@@ -248,14 +253,14 @@ export async function runZeroshot(opts: ZeroshotOptions): Promise<ZeroshotResult
     if (opts.limit !== undefined) t.docs = t.docs.slice(0, opts.limit);
   }
 
-  const header: PartialHeader = { kind: 'header', version: PARTIAL_VERSION, runId: opts.runId ?? null, addBos: opts.addBos ?? false, tokenizer: tokenizerFingerprint(opts.tokenizer) };
+  const header: PartialHeader = { kind: 'header', version: PARTIAL_VERSION, runId: opts.runId ?? null, addBos: opts.addBos ?? false, maxLength: opts.scorer.maxLength ?? null, tokenizer: tokenizerFingerprint(opts.tokenizer) };
   const store = new PartialStore(opts.outDir ? path.join(opts.outDir, PARTIAL_FILE) : null, header, log);
 
   const out: ZeroshotResults = {
     results: {},
     versions: {},
     'n-samples': {},
-    config: { model: opts.runId ?? null, num_fewshot: 0, limit: opts.limit ?? null, add_bos_token: opts.addBos ?? false, target_delimiter: ' ', acc_norm_length: 'characters' },
+    config: { model: opts.runId ?? null, num_fewshot: 0, limit: opts.limit ?? null, add_bos_token: opts.addBos ?? false, max_length: opts.scorer.maxLength ?? null, target_delimiter: ' ', acc_norm_length: 'characters' },
     paper: { metrics: {}, mean: null },
     problems: [],
   };
