@@ -333,6 +333,37 @@ export function add_bias(y: usize, ld: i32, b: usize, n: i32, d: i32): void {
 }
 
 // ---------------------------------------------------------------------------------------------
+// AdamW over f32 master weights, in f32 as torch.optim.AdamW computes it:
+//   g' = g * gs ; m = b1 m + (1 - b1) g' ; v = b2 v + (1 - b2) g'^2
+//   w = w * decay - stepSize * m / (sqrt(v) / bc2 + eps)
+
+export function adamw(w: usize, g: usize, m: usize, v: usize, n: i32, gs: f32, b1: f32, c1: f32, b2: f32, c2: f32, eps: f32, decay: f32, stepSize: f32, bc2: f32): void {
+  // c1 = 1 - b1 and c2 = 1 - b2 come from the caller in f64 (1 - f32(0.999) loses 4 digits)
+  const vgs = f32x4.splat(gs), vb1 = f32x4.splat(b1), vc1 = f32x4.splat(c1), vb2 = f32x4.splat(b2), vc2 = f32x4.splat(c2);
+  const veps = f32x4.splat(eps), vdec = f32x4.splat(decay), vss = f32x4.splat(stepSize), vbc2 = f32x4.splat(bc2);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    const gi = f32x4.mul(v128.load(g + o), vgs);
+    const mi = f32x4.add(f32x4.mul(vb1, v128.load(m + o)), f32x4.mul(vc1, gi));
+    const vi = f32x4.add(f32x4.mul(vb2, v128.load(v + o)), f32x4.mul(vc2, f32x4.mul(gi, gi)));
+    v128.store(m + o, mi);
+    v128.store(v + o, vi);
+    const den = f32x4.add(f32x4.div(f32x4.sqrt(vi), vbc2), veps);
+    v128.store(w + o, f32x4.sub(f32x4.mul(v128.load(w + o), vdec), f32x4.div(f32x4.mul(vss, mi), den)));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    const gi = load<f32>(g + o) * gs;
+    const mi = b1 * load<f32>(m + o) + c1 * gi;
+    const vi = b2 * load<f32>(v + o) + c2 * gi * gi;
+    store<f32>(m + o, mi);
+    store<f32>(v + o, vi);
+    store<f32>(w + o, load<f32>(w + o) * decay - stepSize * mi / (Mathf.sqrt(vi) / bc2 + eps));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // LoRA: the rank-r delta and the dropout mask (one byte per element, 1 = kept).
 
 /**

@@ -136,18 +136,24 @@ if (mode === 'both' || mode === 'full') {
   const byName = new Map(params.map((p) => [p.name, p]));
   const opt = new AdamW(params, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 });
   const run = new LlamaRunner(model, be);
+  const fphases = { forward: 0, backward: 0, update: 0 };
   const m = await measure(async () => {
+    let t = performance.now();
     const res = await run.forward(ids, B, T, { keep: true });
+    fphases.forward = (performance.now() - t) / 1000; t = performance.now();
     const g = await run.backward(res);
+    fphases.backward = (performance.now() - t) / 1000; t = performance.now();
     g.blocks.forEach((bg, li) => { for (const [n, grad] of Object.entries(bg)) accumulateGrad(byName.get(hfBlockName(li, n as (typeof BLOCK_WEIGHT_NAMES)[number]))!, grad!, 1); });
     accumulateGrad(byName.get('embed')!, g.embed!, 1);
     accumulateGrad(byName.get('norm')!, g.norm!, 1);
     accumulateGrad(byName.get('lm_head')!, g.lmHead!, 1);
     opt.step(1e-4);
     run.invalidate();
+    fphases.update = (performance.now() - t) / 1000;
   });
   console.log(line('full step', m.s, 3 * F, fwd));
+  console.log(`  of which: forward keeping activations ${fphases.forward.toFixed(2)} s (${(fphases.forward / fwd).toFixed(2)} x), backward ${fphases.backward.toFixed(2)} s (${(fphases.backward / fwd).toFixed(2)} x), gradient accumulation + AdamW on ${(params.reduce((s, p) => s + p.value.length, 0) / 1e6).toFixed(0)}M parameters ${fphases.update.toFixed(2)} s`);
   console.log(`full step peak memory: ${(Math.max(m.sampled, m.hwm ?? 0) / GB).toFixed(2)} GB`);
-  results['full'] = { forward_s: fwd, step_s: m.s, ratio: m.s / fwd, tokens_per_s: N / m.s, gflops: (3 * F) / m.s / 1e9, forward_gflops: F / fwd / 1e9, peak_bytes: Math.max(m.sampled, m.hwm ?? 0) };
+  results['full'] = { forward_s: fwd, step_s: m.s, phases_s: fphases, ratio: m.s / fwd, tokens_per_s: N / m.s, gflops: (3 * F) / m.s / 1e9, forward_gflops: F / fwd / 1e9, peak_bytes: Math.max(m.sampled, m.hwm ?? 0) };
 }
 console.log(JSON.stringify({ kind: 'train-bench', backend: be.name, ...results }));

@@ -175,3 +175,19 @@ export function dropoutApply(x: Float32Array, mask: Uint8Array, s: number, out: 
 export function dropoutAdd(dx: Float32Array, dh: Float32Array, mask: Uint8Array, s: number, n: number): void {
   run([{ a: dx, n, write: true }, { a: dh, n }, { a: mask, n }], (k, [pd, ph, pm]) => k.dropout_add(pd!, ph!, pm!, s, n));
 }
+
+/** Elements per AdamW kernel call: bounds the heap space its arrays are staged in. */
+const ADAMW_CHUNK = 1 << 20;
+
+/**
+ * One AdamW update of w (with moments m, v) from the gradient g * gs, in f32 as torch computes
+ * it; see train/adamw.ts for the formula. Runs in chunks so large tensors stage in bounded space.
+ */
+export function adamw(w: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, gs: number,
+  c: { beta1: number; beta2: number; eps: number; decay: number; stepSize: number; bc2: number }): void {
+  for (let i0 = 0; i0 < w.length; i0 += ADAMW_CHUNK) {
+    const n = Math.min(ADAMW_CHUNK, w.length - i0), sub = (a: Float32Array) => a.subarray(i0, i0 + n);
+    run([{ a: sub(w), n, write: true }, { a: sub(g), n }, { a: sub(m), n, write: true }, { a: sub(v), n, write: true }],
+      (k, [pw, pg, pm, pv]) => k.adamw(pw!, pg!, pm!, pv!, n, gs, c.beta1, 1 - c.beta1, c.beta2, 1 - c.beta2, c.eps, c.decay, c.stepSize, c.bc2));
+  }
+}

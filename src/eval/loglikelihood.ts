@@ -1,8 +1,8 @@
 /**
  * Log-likelihood of continuations given contexts, on the engine. Requests are grouped by
  * context: the context runs once into a KV cache, which is then forked for all its
- * continuations (those of equal length run together as one batch). The context's last logits
- * predict each continuation's first token.
+ * continuations, run together as one right-padded batch. The context's last logits predict each
+ * continuation's first token.
  */
 import type { LlamaRunner } from '../model/llama.js';
 import { KVCache } from '../model/kv-cache.js';
@@ -79,29 +79,27 @@ export class EngineScorer implements LoglikelihoodScorer {
     this.stats.contexts++;
     this.stats.tokensComputed += ctx.length;
     const lastOff = (ctx.length - 1) * V;
-    // continuations of equal length share one batched forward from a forked cache
-    const byLen = new Map<number, number[]>();
-    for (const i of idx) { const n = requests[i]!.continuation.length; byLen.set(n, [...(byLen.get(n) ?? []), i]); }
-    for (const [n, members] of byLen) {
-      const first = members.map((i) => this.tokenLogprob(r.logits!, lastOff, V, requests[i]!.continuation[0]!));
-      const lp = first.map((f) => f.lp), greedy = first.map((f) => f.greedy);
-      if (n > 1) {
-        const B = members.length;
-        const fork = cache.fork(0, B, ctx.length + n);
-        const ids = Int32Array.from(members.flatMap((i) => requests[i]!.continuation.slice(0, n - 1)));
-        const rr = await this.run.forward(ids, B, n - 1, { cache: fork, logits: true });
-        this.stats.tokensComputed += B * (n - 1);
-        members.forEach((i, b) => {
-          const cont = requests[i]!.continuation;
-          for (let t = 1; t < n; t++) {
-            const x = this.tokenLogprob(rr.logits!, (b * (n - 1) + t - 1) * V, V, cont[t]!);
-            lp[b]! += x.lp;
-            greedy[b] = greedy[b]! && x.greedy;
-          }
-        });
-      }
-      members.forEach((i, b) => { out[i] = { logprob: lp[b]!, isGreedy: greedy[b]! }; });
+    const first = idx.map((i) => this.tokenLogprob(r.logits!, lastOff, V, requests[i]!.continuation[0]!));
+    const lp = first.map((f) => f.lp), greedy = first.map((f) => f.greedy);
+    if (maxCont > 1) {
+      // all continuations in one batch from a forked cache, right-padded to the longest: a causal
+      // model's logits at real positions never see the padding after them
+      const B = idx.length, n = maxCont - 1;
+      const fork = cache.fork(0, B, ctx.length + n);
+      const ids = new Int32Array(B * n);
+      idx.forEach((i, b) => ids.set(requests[i]!.continuation.slice(0, n), b * n));
+      const rr = await this.run.forward(ids, B, n, { cache: fork, logits: true });
+      this.stats.tokensComputed += B * n;
+      idx.forEach((i, b) => {
+        const cont = requests[i]!.continuation;
+        for (let t = 1; t < cont.length; t++) {
+          const x = this.tokenLogprob(rr.logits!, (b * n + t - 1) * V, V, cont[t]!);
+          lp[b]! += x.lp;
+          greedy[b] = greedy[b]! && x.greedy;
+        }
+      });
     }
+    idx.forEach((i, b) => { out[i] = { logprob: lp[b]!, isGreedy: greedy[b]! }; });
   }
 
   private async scoreWhole(req: LoglikelihoodRequest, out: LoglikelihoodResult[], i: number): Promise<void> {

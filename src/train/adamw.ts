@@ -5,11 +5,13 @@
  *   m <- b1 m + (1 - b1) g ;  v <- b2 v + (1 - b2) g^2
  *   p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
  *
+ * in f32 arithmetic, as torch does for f32 parameters.
  * A trainable parameter owns its value (updated in place, so a runner that reads it sees the
  * new weights) and a gradient accumulator that is dropped after each step (memory: for full
  * training the accumulator is the size of the model).
  */
 import type { Tensor } from '../engine/tensor.js';
+import { adamw as adamwKernel } from '../engine/wasm-kernels.js';
 
 export interface AdamWConfig {
   beta1: number;
@@ -88,15 +90,8 @@ export class AdamW {
     for (const p of this.params) {
       const g = p.grad!, w = p.value, m = this.m.get(p.name)!, v = this.v.get(p.name)!;
       const decay = p.decay ? 1 - lr * weightDecay : 1;
-      const gs = Math.fround(scale * p.gradScale);
-      for (let i = 0; i < w.length; i++) {
-        const gi = Math.fround(g[i]! * gs);
-        const mi = b1 * m[i]! + (1 - b1) * gi;
-        const vi = b2 * v[i]! + (1 - b2) * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        w[i] = w[i]! * decay - stepSize * m[i]! / (Math.sqrt(v[i]!) / bc2 + eps);
-      }
+      // f32 SIMD in WebAssembly (a JS loop costs ~15 ns a parameter: 15 s a step at 1.1B)
+      adamwKernel(w, g, m, v, scale * p.gradScale, { beta1: b1, beta2: b2, eps, decay, stepSize, bc2 });
       p.grad = null;
       p.gradScale = 1;
     }
