@@ -1,7 +1,11 @@
 /**
  * Zero-shot evaluation throughput on a TinyLlama-1.1B-shaped random bf16 model with the Llama 2
- * tokenizer (TinyLlama's): examples/s and tokens/s on real task examples, with the context
- * computed once per example (shared prefix) and, in the same run, once per choice (no sharing).
+ * tokenizer (TinyLlama's): examples/s and tokens/s on real task examples, scored
+ *   shared      each example's context run once (contexts of several examples batched), its
+ *               choices continued together from the context's KV cache
+ *   per-choice  every (context, choice) pair a full sequence, batched the same way (the
+ *               harness's way: no sharing)
+ * in the same run, so the ratio is the saving from sharing the context.
  *   npm run bench:zeroshot [-- --layers 22 --docs 8 --tasks hellaswag,arc_easy,piqa]
  */
 import { randomModel, TINYLLAMA_CONFIG } from '../src/bench/random-model.js';

@@ -45,10 +45,12 @@ export class KVCache {
   }
 
   /**
-   * A cache of `rows` rows whose every row starts as a copy of row `src` of this cache
-   * (shared-prefix scoring: a context computed once, continued by several choices).
+   * A cache of `rows` rows whose every row starts as a copy of the first `length` positions of
+   * row `src` of this cache (shared-prefix scoring: a context computed once, continued by several
+   * choices; `length` below this.length drops a right-padded row's padding).
    */
-  fork(src: number, rows: number, capacity = this.capacity): KVCache {
+  fork(src: number, rows: number, capacity = this.capacity, length = this.length): KVCache {
+    if (length > this.length) throw new Error(`fork of ${length} positions from a cache holding ${this.length}`);
     const c = new KVCache(this.cfg, rows, capacity);
     const d = this.cfg.headDim;
     this.cfg.layers.forEach((l, li) => {
@@ -56,12 +58,12 @@ export class KVCache {
         const from = (src * l.numKvHeads + j) * this.capacity * d;
         for (let r = 0; r < rows; r++) {
           const to = (r * l.numKvHeads + j) * capacity * d;
-          c.k[li]!.set(this.k[li]!.subarray(from, from + this.length * d), to);
-          c.v[li]!.set(this.v[li]!.subarray(from, from + this.length * d), to);
+          c.k[li]!.set(this.k[li]!.subarray(from, from + length * d), to);
+          c.v[li]!.set(this.v[li]!.subarray(from, from + length * d), to);
         }
       }
     });
-    c.length = this.length;
+    c.length = length;
     return c;
   }
 
