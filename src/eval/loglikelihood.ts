@@ -50,11 +50,6 @@ export class EngineScorer implements LoglikelihoodScorer {
   async score(given: LoglikelihoodRequest[], onProgress?: (done: number, total: number) => void): Promise<LoglikelihoodResult[]> {
     const requests = given.map((r) => this.window(r));
     const out = new Array<LoglikelihoodResult>(requests.length);
-    const groups = new Map<string, number[]>();
-    requests.forEach((r, i) => {
-      const key = this.opts.shareContext === false ? `#${i}` : r.context.join(',');
-      groups.set(key, [...(groups.get(key) ?? []), i]);
-    });
     let done = 0;
     if (this.opts.shareContext === false) {
       // every request a full sequence; sequences of similar length batched, right-padded
@@ -70,6 +65,12 @@ export class EngineScorer implements LoglikelihoodScorer {
         onProgress?.(done, requests.length);
       }
     } else {
+      const groups = new Map<string, number[]>();
+      requests.forEach((r, i) => {
+        const key = r.context.join(',');
+        const g = groups.get(key);
+        if (g) g.push(i); else groups.set(key, [i]);
+      });
       // contexts of similar length run together, right-padded, a batch of up to CONTEXT_BATCH_TOKENS
       const order = [...groups.values()].sort((a, b) => requests[b[0]!]!.context.length - requests[a[0]!]!.context.length);
       for (let g0 = 0; g0 < order.length;) {
