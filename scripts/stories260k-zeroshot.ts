@@ -16,12 +16,11 @@ import { pruneModelDir } from '../src/prune/pipeline.js';
 import { EngineScorer } from '../src/eval/loglikelihood.js';
 import { runZeroshot, loadBuiltinTask, DEFAULT_TASKS, PARTIAL_FILE, type ZeroshotResults } from '../src/eval/zeroshot/index.js';
 import { sharedDir, projectDir, hasShared } from '../src/util/shared.js';
-import { argValue } from '../src/util/args.js';
+import { argNumber, argString } from '../src/util/args.js';
 
 if (!hasShared()) { console.error('needs ../shared (stories260K, TinyStories text, zero-shot sets)'); process.exit(1); }
-const removals = (argValue('--remove') ?? '2').split(',').map(Number);
-const limitArg = argValue('--limit');
-const limit = limitArg ? Number(limitArg) : undefined;
+const removals = argString('remove', '2').split(',').map(Number);
+const limit = argNumber('limit', 0) || undefined;
 const out = projectDir('runs', 'stories260k-zeroshot');
 fs.mkdirSync(out, { recursive: true });
 

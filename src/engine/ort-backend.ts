@@ -5,8 +5,9 @@
  * pre-allocated outputs), so no result is copied.
  *
  * bf16/f16 weights are widened per call by the WebAssembly SIMD kernels into a scratch heap (ORT's
- * JS API has no bfloat16 tensors); several weights stacked along N (q/k/v, gate/up) are widened
- * into one buffer and run as one wider GEMM. f32 weights are passed as they are.
+ * JS API has no bfloat16 tensors); several row-stacked weights (q/k/v, gate/up) are widened into
+ * one buffer and run as one GEMM, wider (transB) or deeper (backward's dx). f32 weights are passed
+ * as they are.
  * Tiny products go to the JS kernel, where a native call would cost more than the arithmetic.
  *
  * session.run() is synchronous on the calling thread (the binding defers it with setImmediate),

@@ -21,6 +21,7 @@ import type { LlamaModel, BlockWeights, BlockWeightName, BlockBiasName } from '.
 import type { LoraAdapters, LoraPair, LoraGrads, LoraTarget } from './lora.js';
 import type { KVCache } from './kv-cache.js';
 import { UserError } from '../util/errors.js';
+import { keepMask } from '../util/rng.js';
 
 /** What one block saves for its backward. */
 interface BlockActs {
@@ -104,20 +105,6 @@ function columns(m: Float32Array, rows: number, ld: number, off: number, width: 
   return out;
 }
 
-/** Dropout keep-mask of n elements (1 = kept with probability 1 - p), from a mulberry32 stream. */
-function dropoutMask(n: number, p: number, seed: number): Uint8Array {
-  const mask = new Uint8Array(n);
-  const threshold = p * 4294967296;
-  let a = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    mask[i] = (t ^ (t >>> 14)) >>> 0 >= threshold ? 1 : 0;
-  }
-  return mask;
-}
-
 /** LoRA dropout applied to x: x * mask * keepScale into h (a new array by default) */
 function dropped(x: Float32Array, mask: Uint8Array, keepScale: number, h: Float32Array = new Float32Array(mask.length)): Float32Array {
   wk.dropoutApply(x, mask, keepScale, h, mask.length);
@@ -186,7 +173,7 @@ export class LlamaRunner {
     const drop = lora.dropout > 0 && rng !== undefined;
     const keepScale = drop ? 1 / (1 - lora.dropout) : 1;
     // one draw from the training RNG seeds the whole mask (a fast inline generator fills it)
-    const mask = drop ? dropoutMask(n * inp, lora.dropout, Math.floor(rng() * 4294967296)) : null;
+    const mask = drop ? keepMask(n * inp, lora.dropout, Math.floor(rng() * 4294967296)) : null;
     const h = mask ? dropped(x, mask, keepScale, scratch(n * inp)) : x;
     // xa is kept pre-scaled: y += xa B^T, and the backward's dB = dy^T xa needs no extra pass
     const xa = new Float32Array(n * lora.r);

@@ -12,6 +12,24 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
+/**
+ * A dropout keep-mask: n bytes, each 0 with probability `drop` (else 1), from the mulberry32
+ * stream of `seed`, the generator inlined since a call per element would cost more than the draw
+ * (LoRA dropout masks have tens of millions of elements per step).
+ */
+export function keepMask(n: number, drop: number, seed: number): Uint8Array {
+  const mask = new Uint8Array(n);
+  const threshold = drop * 4294967296;
+  let a = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    mask[i] = (t ^ (t >>> 14)) >>> 0 >= threshold ? 1 : 0;
+  }
+  return mask;
+}
+
 /** Serializable RNG state (for checkpoint/resume). */
 export class Rng {
   constructor(public state: number) {}
