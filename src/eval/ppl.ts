@@ -57,6 +57,7 @@ export async function perplexity(run: LlamaRunner, rows: number[][], batchSize =
     for (let i = 0; i < rs.length; i += batchSize) {
       const batch = rs.slice(i, i + batchSize);
       const res = await run.forward(Int32Array.from(batch.flat()), batch.length, T);
+      if (!Number.isFinite(res.loss!)) throw new UserError(`the model's loss is ${res.loss} on rows ${done + 1}-${done + batch.length} of ${rows.length}: its activations overflowed (no perplexity to report)`);
       sum += res.loss! * res.count!;
       count += res.count!;
       done += batch.length;

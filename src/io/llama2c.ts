@@ -13,6 +13,7 @@
  * (x[i], x[i+hd/2]). Reordering the rows of wq and wk within each head, as HF's
  * convert_llama_weights_to_hf.py `permute` does, makes the two the same computation.
  */
+import { checkOutputFolder } from './output-guard.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../util/errors.js';
@@ -248,7 +249,7 @@ export interface ImportLlama2cOptions {
 /** Convert a llama2.c checkpoint and tokenizer into a Hugging Face model folder at `out`. */
 export function importLlama2c(opts: ImportLlama2cOptions): { config: Record<string, unknown>; params: number } {
   // Fail before reading gigabytes of weights if the output cannot be written.
-  if (fs.existsSync(opts.out) && !opts.force) throw new UserError(`output folder exists: ${opts.out} (use --force to replace it)`);
+  checkOutputFolder(opts.out, opts.force ?? false, [opts.model, opts.tokenizer]);
   const model = readLlama2cCheckpoint(opts.model);
   const vocab = readLlama2cTokenizer(opts.tokenizer, model.config.vocabSize);
   const tok = llama2cTokenizerToHf(vocab, { modelMaxLength: model.config.maxPositionEmbeddings });

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../util/errors.js';
 import { parseConfig, LAYER_SHAPES_KEY } from './config.js';
+import { checkReplaceable, guardOutput, writeOutputMarker } from './output-guard.js';
 import { readSafetensorsHeader, readSafetensors, asWeight, writeSafetensors } from './safetensors.js';
 import type { Tensor } from '../engine/tensor.js';
 import {
@@ -83,7 +84,7 @@ export function loadModel(dir: string): LlamaModel {
     const f = where.get(name)!;
     byFile.set(f, [...(byFile.get(f) ?? []), name]);
   }
-  for (const [f, names] of byFile) for (const [n, t] of readSafetensors(f, names)) tensors.set(n, asWeight(n, t));
+  for (const [f, names] of byFile) for (const [n, t] of readSafetensors(f, names)) tensors.set(n, asWeight(n, t, f));
   const blocks: BlockWeights[] = [];
   for (let i = 0; i < config.numLayers; i++) {
     const b: Partial<BlockWeights> = {};
@@ -112,15 +113,20 @@ export interface SaveOptions {
   force?: boolean;
 }
 
-/** Stage a folder next to `out`, let `fill` write into it, then rename it into place. */
+/**
+ * Stage a folder next to `out`, let `fill` write into it, then rename it into place. With `force`
+ * an existing `out` is replaced only if shorten wrote it (see output-guard.ts).
+ */
 export function writeFolderAtomically(out: string, force: boolean, fill: (tmp: string) => void): void {
   const abs = path.resolve(out);
   if (fs.existsSync(abs) && !force) throw new UserError(`output folder exists: ${out} (use --force to replace it)`);
+  checkReplaceable(abs);
   fs.mkdirSync(path.dirname(abs), { recursive: true });
   const tmp = `${abs}.tmp-${process.pid}-${Date.now()}`;
   fs.mkdirSync(tmp);
   try {
     fill(tmp);
+    writeOutputMarker(tmp);
     if (fs.existsSync(abs)) fs.rmSync(abs, { recursive: true, force: true });
     fs.renameSync(tmp, abs);
   } catch (e) {
@@ -155,6 +161,7 @@ export function configJson(model: LlamaModel): Record<string, unknown> {
 /** Write `model` as a Hugging Face folder at `out` (atomically). */
 export function saveModel(model: LlamaModel, out: string, opts: SaveOptions = {}): void {
   const maxShard = opts.maxShardBytes ?? 5e9;
+  if (opts.sourceDir) guardOutput(out, [opts.sourceDir]);
   writeFolderAtomically(out, opts.force ?? false, (tmp) => {
     fs.writeFileSync(path.join(tmp, 'config.json'), JSON.stringify(configJson(model), null, 2) + '\n');
     const params = namedParameters(model);

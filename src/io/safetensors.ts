@@ -9,6 +9,7 @@ import { UserError } from '../util/errors.js';
 import type { Tensor } from '../engine/tensor.js';
 import { numel } from '../engine/tensor.js';
 import type { DType } from '../engine/dtype.js';
+import { firstNonFinite, describeNonFinite } from '../engine/finite.js';
 
 export type StDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 const ST_BYTES: Record<StDType, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
@@ -19,7 +20,62 @@ export interface StHeader { tensors: Map<string, StEntry>; metadata: Record<stri
 export type RawArray = Float64Array | Float32Array | Uint16Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array;
 export interface RawTensor { dtype: StDType; shape: number[]; data: RawArray }
 
-const MAX_HEADER = 100 * 1024 * 1024;
+/** The reference implementation's limit on the JSON header (safetensors' MAX_HEADER_SIZE). */
+const MAX_HEADER = 100_000_000;
+
+const isCount = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+
+/**
+ * Validate a parsed header as the reference implementation does (safetensors' Metadata::validate
+ * and deserialize): every entry well formed, dtype known, shape × dtype size = its byte range,
+ * the ranges sorted by offset contiguous from 0 (no overlap, no gap) and ending exactly at the end
+ * of the file. Throws a UserError naming the file and the tensor.
+ */
+export function validateHeader(json: unknown, dataBytes: number, name: string): Pick<StHeader, 'tensors' | 'metadata'> {
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new UserError(`${name}: corrupt safetensors header (not a JSON object)`);
+  const tensors = new Map<string, StEntry>();
+  let metadata: Record<string, string> = {};
+  for (const [key, v] of Object.entries(json as Record<string, unknown>)) {
+    if (key === '__metadata__') {
+      if (v === null || typeof v !== 'object' || Array.isArray(v) || Object.values(v).some((x) => typeof x !== 'string')) {
+        throw new UserError(`${name}: corrupt safetensors header (__metadata__ must map strings to strings)`);
+      }
+      metadata = v as Record<string, string>;
+      continue;
+    }
+    const e = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown } | null;
+    if (!e || typeof e !== 'object' || typeof e.dtype !== 'string' || !Array.isArray(e.shape) || !Array.isArray(e.data_offsets)) {
+      throw new UserError(`${name}: corrupt safetensors header entry for '${key}'`);
+    }
+    if (!Object.hasOwn(ST_BYTES, e.dtype)) throw new UserError(`${name}: tensor '${key}' has unsupported dtype ${e.dtype}`);
+    if (!e.shape.every(isCount)) throw new UserError(`${name}: tensor '${key}' has an invalid shape ${JSON.stringify(e.shape)}`);
+    if (e.data_offsets.length !== 2 || !e.data_offsets.every(isCount)) throw new UserError(`${name}: tensor '${key}' has invalid data_offsets ${JSON.stringify(e.data_offsets)}`);
+    const dtype = e.dtype as StDType;
+    const shape = e.shape as number[];
+    const [begin, end] = e.data_offsets as [number, number];
+    const expect = shape.reduce((a, d) => a * d, 1) * ST_BYTES[dtype];
+    if (!Number.isSafeInteger(expect)) throw new UserError(`${name}: tensor '${key}' of shape [${shape}] is too large`);
+    if (end < begin || end - begin !== expect) throw new UserError(`${name}: tensor '${key}' of shape [${shape}] ${dtype} needs ${expect} bytes, header gives ${end - begin}`);
+    tensors.set(key, { dtype, shape, begin, end });
+  }
+  // The byte ranges, in offset order, must tile the data section exactly.
+  const sorted = [...tensors].sort((a, b) => a[1].begin - b[1].begin || a[1].end - b[1].end);
+  let at = 0;
+  for (const [key, e] of sorted) {
+    if (e.begin !== at) {
+      throw new UserError(e.begin < at
+        ? `${name}: corrupt safetensors header (tensor '${key}' overlaps the bytes of another tensor at offset ${e.begin})`
+        : `${name}: corrupt safetensors header (bytes ${at}..${e.begin} before tensor '${key}' belong to no tensor)`);
+    }
+    at = e.end;
+  }
+  if (at > dataBytes) {
+    const last = sorted[sorted.length - 1]![0];
+    throw new UserError(`${name}: truncated safetensors file (tensor '${last}' ends at data byte ${at}, the file holds ${dataBytes})`);
+  }
+  if (at < dataBytes) throw new UserError(`${name}: corrupt safetensors file (${dataBytes - at} bytes after the last tensor belong to no tensor)`);
+  return { tensors, metadata };
+}
 
 /** Parse and validate the header of a safetensors file; every error names the file. */
 export function readSafetensorsHeader(file: string): StHeader {
@@ -36,33 +92,25 @@ export function readSafetensorsHeader(file: string): StHeader {
     const lenBuf = Buffer.alloc(8);
     fs.readSync(fd, lenBuf, 0, 8, 0);
     const n = Number(lenBuf.readBigUInt64LE(0));
-    if (n > MAX_HEADER || 8 + n > fileSize) throw new UserError(`${name}: truncated or corrupt safetensors file (header says ${n} bytes, file has ${fileSize})`);
+    if (n > MAX_HEADER) throw new UserError(`${name}: corrupt safetensors file (header length ${n} exceeds the format's limit of ${MAX_HEADER} bytes)`);
+    if (8 + n > fileSize) throw new UserError(`${name}: truncated or corrupt safetensors file (header says ${n} bytes, file has ${fileSize})`);
     const hbuf = Buffer.alloc(n);
     fs.readSync(fd, hbuf, 0, n, 8);
-    let json: Record<string, unknown>;
+    let text: string;
     try {
-      json = JSON.parse(hbuf.toString('utf8')) as Record<string, unknown>;
+      text = new TextDecoder('utf-8', { fatal: true }).decode(hbuf);
+    } catch {
+      throw new UserError(`${name}: corrupt safetensors header (not UTF-8)`);
+    }
+    if (!text.startsWith('{')) throw new UserError(`${name}: corrupt safetensors header (does not start with '{')`);
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
     } catch {
       throw new UserError(`${name}: corrupt safetensors header (not valid JSON)`);
     }
     const dataStart = 8 + n;
-    const tensors = new Map<string, StEntry>();
-    let metadata: Record<string, string> = {};
-    for (const [key, v] of Object.entries(json)) {
-      if (key === '__metadata__') { metadata = (v ?? {}) as Record<string, string>; continue; }
-      const e = v as { dtype?: string; shape?: number[]; data_offsets?: [number, number] };
-      if (!e || typeof e.dtype !== 'string' || !Array.isArray(e.shape) || !Array.isArray(e.data_offsets)) {
-        throw new UserError(`${name}: corrupt safetensors header entry for '${key}'`);
-      }
-      if (!(e.dtype in ST_BYTES)) throw new UserError(`${name}: tensor '${key}' has unsupported dtype ${e.dtype}`);
-      const dtype = e.dtype as StDType;
-      const [begin, end] = e.data_offsets;
-      const expect = numel(e.shape) * ST_BYTES[dtype];
-      if (end - begin !== expect || begin < 0) throw new UserError(`${name}: tensor '${key}' of shape [${e.shape}] ${dtype} needs ${expect} bytes, header gives ${end - begin}`);
-      if (dataStart + end > fileSize) throw new UserError(`${name}: truncated safetensors file (tensor '${key}' ends at byte ${dataStart + end}, file has ${fileSize})`);
-      tensors.set(key, { dtype, shape: e.shape, begin, end });
-    }
-    return { tensors, metadata, dataStart, fileSize };
+    return { ...validateHeader(json, fileSize - dataStart, name), dataStart, fileSize };
   } finally {
     fs.closeSync(fd);
   }
@@ -109,11 +157,20 @@ export function readSafetensors(file: string, names?: Iterable<string>): Map<str
 
 const MODEL_DTYPES: Partial<Record<StDType, DType>> = { F32: 'f32', BF16: 'bf16', F16: 'f16' };
 
-/** A raw tensor as a model weight (F32, BF16 or F16 only). */
-export function asWeight(name: string, t: RawTensor): Tensor {
+/**
+ * A raw tensor as a model weight (F32, BF16 or F16 only). Weights holding NaN or Inf are refused
+ * here, where every weight passes once, so no command ever scores or trains on them.
+ */
+export function asWeight(name: string, t: RawTensor, file?: string): Tensor {
   const dtype = MODEL_DTYPES[t.dtype];
   if (!dtype) throw new UserError(`weight '${name}' has dtype ${t.dtype}; only F32, BF16 and F16 weights are supported`);
-  return { dtype, shape: t.shape, data: t.data as Float32Array | Uint16Array };
+  const data = t.data as Float32Array | Uint16Array;
+  const bad = firstNonFinite(data, dtype);
+  if (bad >= 0) {
+    const at = t.shape.length === 2 ? `[${Math.floor(bad / t.shape[1]!)}, ${bad % t.shape[1]!}]` : `[${bad}]`;
+    throw new UserError(`weight '${name}'${file ? ` in ${path.basename(file)}` : ''} holds ${describeNonFinite(data, dtype, bad)} at ${at}: the model's weights are corrupt`);
+  }
+  return { dtype, shape: t.shape, data };
 }
 
 const OUR_TO_ST: Record<DType, StDType> = { f32: 'F32', bf16: 'BF16', f16: 'F16' };

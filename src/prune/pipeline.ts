@@ -15,6 +15,8 @@ import { removeBlocks } from './surgery.js';
 import type { CriterionResult } from './criteria/types.js';
 import { defaultDocuments } from '../data/default-corpus.js';
 import { progressCallback } from '../util/progress.js';
+import { UserError } from '../util/errors.js';
+import { checkOutputFolder } from '../io/output-guard.js';
 
 export interface CalibSource {
   /** text/jsonl file of documents; default: the embedded Brown train split */
@@ -61,7 +63,16 @@ export async function scoreModelDir(modelDir: string, criterion: CriterionName, 
   const result = await scoreBlocks(run, criterion, cs?.batches ?? [], {
     blocksToRemove: n, protectedBlocks: prot, onProgress: progressCallback(`score ${criterion}`, 'steps'),
   });
+  checkScores(result);
   return { model, result, calibration: cs?.settings ?? null, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** A NaN score (a loss or gradient that overflowed) would make the removal order arbitrary: stop. */
+export function checkScores(r: CriterionResult): void {
+  const bad = r.scores.findIndex((s) => Number.isNaN(s) || s === -Infinity);
+  if (bad >= 0) {
+    throw new UserError(`the ${r.criterion} score of block ${bad} is ${r.scores[bad]}: the calibration loss or its gradient is not finite, so no removal order can be trusted`);
+  }
 }
 
 /** The JSON a score run writes (also read by `shorten report`). */
@@ -85,6 +96,7 @@ export interface PruneResult {
 /** Prune `modelDir` into `out` (written atomically; the source is never touched). */
 export async function pruneModelDir(modelDir: string, out: string, criterion: CriterionName | null, calib: CalibSource, sel: Selection, force = false,
   scored?: ScoreRun): Promise<PruneResult> {
+  checkOutputFolder(out, force, [modelDir, calib.data, calib.ids]);
   // a score run the caller already made (same model, criterion and calibration) is reused
   const score = sel.blocks ? null : scored ?? await scoreModelDir(modelDir, criterion!, calib, sel);
   const model = score?.model ?? loadModel(modelDir);

@@ -52,7 +52,8 @@ export function selectBlocks(cfg: LlamaConfig, result: CriterionResult | null, s
   let chosen: number[];
   if (sel.blocks) {
     for (const b of sel.blocks) if (!Number.isInteger(b) || b < 0 || b >= L) throw new UserError(`block index ${b} out of range [0, ${L - 1}]`);
-    chosen = [...new Set(sel.blocks)];
+    checkBlockList(sel.blocks);
+    chosen = [...sel.blocks];
   } else {
     if (!result) throw new Error('a criterion result is needed');
     const prot = protectedBlocks(L, protect);
@@ -68,6 +69,17 @@ export function selectBlocks(cfg: LlamaConfig, result: CriterionResult | null, s
   if (chosen.length >= L) throw new UserError(`cannot remove all ${L} blocks: at least one block must remain`);
   if (chosen.length === 0) throw new UserError('no blocks selected for removal');
   return chosen.sort((a, b) => a - b);
+}
+
+/**
+ * An explicit block list must name each block once, in ascending order: a repeat or a shuffled
+ * list is more likely a typo than a wish, so it is refused with the list the user probably meant.
+ */
+export function checkBlockList(blocks: readonly number[]): void {
+  const meant = [...new Set(blocks)].sort((a, b) => a - b);
+  const dup = blocks.find((b, i) => blocks.indexOf(b) !== i);
+  if (dup !== undefined) throw new UserError(`--blocks ${blocks.join(',')} names block ${dup} more than once; did you mean --blocks ${meant.join(',')}?`);
+  if (blocks.some((b, i) => i > 0 && b < blocks[i - 1]!)) throw new UserError(`--blocks ${blocks.join(',')} is not in ascending order; did you mean --blocks ${meant.join(',')}?`);
 }
 
 /** Gromov et al.: the contiguous span of n blocks with the smallest angular distance, avoiding protected blocks. */

@@ -35,7 +35,7 @@ export async function trainCptLora(o: CptLoraOptions): Promise<CptLoraResult | n
     const done = completedLog(o.out);
     if (done) return { cpt: await trainCpt({ ...o.cpt, model: o.model, out: path.join(o.out, 'cpt'), resume: true }), lora: await trainLora({ ...o.lora, model: path.join(o.out, 'cpt', 'model'), out: path.join(o.out, 'lora'), resume: true }), log: done, seconds: done.seconds ?? 0 };
   }
-  prepareOutput(o.out, o);
+  prepareOutput(o.out, o, [o.model, o.cpt.tokenizer, o.cpt.valData, ...(o.cpt.data ?? []), o.lora.data]);
   const label = o.label ?? `${path.basename(path.resolve(o.model))}-cpt+lora`;
   // Stages resume independently inside the (fresh or resumed) run folder.
   const cpt = await trainCpt({ ...o.cpt, model: o.model, out: path.join(o.out, 'cpt'), resume: o.resume ?? false, label: o.cpt.label ?? `${label}:cpt` });

@@ -88,7 +88,8 @@ export async function trainCpt(o: CptOptions): Promise<TrainRunResult> {
     const done = completedLog(out);
     if (done) return { out, log: done, seconds: done.seconds ?? 0, stopped: false };
   }
-  checkOutput(out, o);
+  const inputs = [o.model, o.tokenizer, o.valData, ...(o.data ?? [])];
+  checkOutput(out, o, inputs);
   const model = loadModel(o.model);
   const tok = loadTokenizer(o.tokenizer ?? o.model);
   const seqLen = o.seqLen ?? 256, eos = o.eos ?? true, seed = o.seed ?? 42;
@@ -180,8 +181,8 @@ export async function trainCpt(o: CptOptions): Promise<TrainRunResult> {
     kind: 'train' as const, label, method: 'cpt' as const, model: path.resolve(o.model),
     settings: { ...settings, seqLen, data: sources.map((_, i) => reader.name(i)), validation: valSource, valSeqs: valRows.length, epochs: o.maxSteps ? undefined : epochs },
   };
-  prepareOutput(out, o);
-  const r = await train(task, settings, { label: `cpt ${label}`, ckptRoot: path.join(out, CKPT_DIR), resume: o.resume ?? false, logFile: path.join(out, LOG_FILE), logHeader: header, stopAfter: o.stopAfter });
+  prepareOutput(out, o, inputs);
+  const r = await train(task, settings, { label: `cpt ${label}`, ckptRoot: path.join(out, CKPT_DIR), resume: o.resume ?? false, logFile: path.join(out, LOG_FILE), logHeader: header, stopAfter: o.stopAfter, onNan: o.onNan });
   reader.close();
   if (r.stopped) return { out, log: { ...header, steps: r.steps }, seconds: r.seconds, stopped: true };
 

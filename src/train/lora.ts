@@ -67,7 +67,8 @@ export async function trainLora(o: LoraOptions): Promise<TrainRunResult> {
     const done = completedLog(out);
     if (done) return { out, log: done, seconds: done.seconds ?? 0, stopped: false };
   }
-  checkOutput(out, o);
+  const inputs = [o.model, o.tokenizer, o.data];
+  checkOutput(out, o, inputs);
   const model = loadModel(o.model);
   const tok = loadTokenizer(o.tokenizer ?? o.model);
   const lora: LoraSettings = { r: o.r ?? 8, alpha: o.alpha ?? 16, dropout: o.dropout ?? 0.05, targets: o.targets ?? [...LORA_TARGETS] };
@@ -138,8 +139,8 @@ export async function trainLora(o: LoraOptions): Promise<TrainRunResult> {
     kind: 'train' as const, label, method, model: baseModel,
     settings: { ...settings, lora, cutoff, data: path.resolve(o.data), trainRecords: trainEx.length, valRecords: valEx.length, droppedPastCutoff: dropped, epochs: o.maxSteps ? undefined : epochs },
   };
-  prepareOutput(out, o);
-  const r = await train(task, settings, { label: `lora ${label}`, ckptRoot: path.join(out, CKPT_DIR), resume: o.resume ?? false, logFile: path.join(out, LOG_FILE), logHeader: header, stopAfter: o.stopAfter });
+  prepareOutput(out, o, inputs);
+  const r = await train(task, settings, { label: `lora ${label}`, ckptRoot: path.join(out, CKPT_DIR), resume: o.resume ?? false, logFile: path.join(out, LOG_FILE), logHeader: header, stopAfter: o.stopAfter, onNan: o.onNan });
   if (r.stopped) return { out, log: { ...header, steps: r.steps }, seconds: r.seconds, stopped: true };
 
   // result: the best (or last) adapter, in PEFT's layout, then the merged model if asked

@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../util/errors.js';
 import { durableWriteFile } from './checkpoint.js';
+import { guardOutput, checkReplaceable, writeOutputMarker } from '../io/output-guard.js';
 import type { TrainLog } from './trainer.js';
 
 export const CKPT_DIR = 'checkpoints';
@@ -18,19 +19,25 @@ export const LOG_FILE = 'train-log.json';
 
 export type FinalLog = TrainLog & { complete?: boolean; seconds?: number };
 
-/** Fail early (before any work) if `out` may not be used. */
-export function checkOutput(out: string, o: { resume?: boolean; force?: boolean }): void {
+/**
+ * Fail early (before any work) if `out` may not be used: it must not overlap any input, and an
+ * existing folder is replaced only with --force and only if shorten wrote it.
+ */
+export function checkOutput(out: string, o: { resume?: boolean; force?: boolean }, inputs: readonly (string | undefined)[] = []): void {
+  guardOutput(out, inputs);
   if (fs.existsSync(out) && !o.resume && !o.force) {
     const hint = fs.existsSync(path.join(out, CKPT_DIR)) ? ' holds checkpoints of an unfinished run (use --resume to continue it, or --force to start over)' : ' exists (use --force to replace it)';
     throw new UserError(`output folder ${out}${hint}`);
   }
+  if (!o.resume) checkReplaceable(out);
 }
 
 /** Make `out` ready: a fresh folder, or the existing one when resuming. */
-export function prepareOutput(out: string, o: { resume?: boolean; force?: boolean }): void {
-  checkOutput(out, o);
+export function prepareOutput(out: string, o: { resume?: boolean; force?: boolean }, inputs: readonly (string | undefined)[] = []): void {
+  checkOutput(out, o, inputs);
   if (fs.existsSync(out) && !o.resume) fs.rmSync(out, { recursive: true, force: true });
   fs.mkdirSync(out, { recursive: true });
+  writeOutputMarker(out);
 }
 
 /** The log of a run that completed in `out`, if it did. */

@@ -23,6 +23,7 @@ import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { toF32, type Tensor } from '../engine/tensor.js';
 import { Rng } from '../util/rng.js';
 import { UserError } from '../util/errors.js';
+import { firstNonFiniteF32 } from '../engine/finite.js';
 import { progress } from '../util/progress.js';
 
 export type TrainMethod = 'lora' | 'cpt' | 'cpt+lora';
@@ -33,6 +34,8 @@ export interface TrainStep {
   lr: number;
   valLoss?: number;
   gradNorm?: number;
+  /** the loss or gradient was not finite and the update was skipped (--on-nan skip) */
+  skipped?: true;
 }
 
 /** The `train-log.json` schema (read by `shorten report`). */
@@ -71,7 +74,14 @@ export interface MethodOptions {
   label?: string;
   /** stop after this step as if killed (tests) */
   stopAfter?: number;
+  /** a step whose loss or gradient is not finite: skip its update, or stop the run (default) */
+  onNan?: NanPolicy;
 }
+
+export type NanPolicy = 'skip' | 'stop';
+export const NAN_POLICIES = ['stop', 'skip'] as const;
+/** --on-nan skip gives up after this many non-finite steps in a row: the run has diverged. */
+export const MAX_SKIPS_IN_A_ROW = 10;
 
 export interface TrainSettings {
   /** optimizer steps in the whole run */
@@ -137,6 +147,8 @@ export interface RunOptions {
   logHeader: Omit<TrainLog, 'steps'>;
   /** stop after this step as if killed (tests) */
   stopAfter?: number;
+  /** what a non-finite loss or gradient does (default: stop) */
+  onNan?: NanPolicy;
 }
 
 export interface TrainResult {
@@ -234,6 +246,12 @@ export async function train(task: TrainTask, s: TrainSettings, o: RunOptions): P
   const bar = progress(o.label, s.steps, 'steps');
   bar.update(step);
   let stopped = false;
+  let skippedInARow = 0;
+  const lastGood = () => (ck ? `the last checkpoint, ${ck.latest}, is intact (--resume continues from it)` : 'no checkpoint was written');
+  const nonFinite = (what: string) => {
+    bar.stop();
+    return new UserError(`step ${step + 1}: ${what}; ${lastGood()}${o.onNan === 'skip' ? '' : '; --on-nan skip skips such steps'}`);
+  };
   while (step < s.steps) {
     const t0 = performance.now();
     const lr = lrAt(sched, step);
@@ -248,16 +266,32 @@ export async function train(task: TrainTask, s: TrainSettings, o: RunOptions): P
     // mean over the effective batch's targets, then clipped: folded into the update's gradient scale
     const mean = count > 0 ? 1 / count : 0;
     const norm = gradNorm(task.params, mean);
-    opt.step(lr, mean * clipFactor(norm, s.maxGradNorm));
-    task.afterUpdate();
+    const loss = count > 0 ? sum / count : 0;
+    const finite = Number.isFinite(loss) && Number.isFinite(norm);
+    if (!finite) {
+      const what = `the ${Number.isFinite(loss) ? `gradient norm is ${norm}` : `loss is ${loss}`}`;
+      if (o.onNan !== 'skip') throw nonFinite(what);
+      if (++skippedInARow > MAX_SKIPS_IN_A_ROW) throw nonFinite(`${what}, the ${MAX_SKIPS_IN_A_ROW + 1}th non-finite step in a row (the run has diverged)`);
+      for (const p of task.params) { p.grad = null; p.gradScale = 1; } // drop the step's gradients; AdamW's state is untouched
+    } else {
+      skippedInARow = 0;
+      opt.step(lr, mean * clipFactor(norm, s.maxGradNorm));
+      task.afterUpdate();
+    }
     step++;
-    const entry: TrainStep = { step, loss: count > 0 ? sum / count : 0, lr, gradNorm: norm };
+    const entry: TrainStep = { step, loss, lr, gradNorm: norm, ...(finite ? {} : { skipped: true as const }) };
     log.push(entry);
     const checkpoint = step % s.saveEvery === 0 || step === s.steps;
     let val: number | null = null;
     if (checkpoint) {
       val = await task.validate();
+      if (val !== null && !Number.isFinite(val)) { step--; throw nonFinite(`the validation loss is ${val}`); }
       if (val !== null) entry.valLoss = val;
+      // never write a checkpoint that cannot be trained on or used
+      for (const p of task.params) {
+        const bad = firstNonFiniteF32(p.value);
+        if (bad >= 0) { step--; throw nonFinite(`parameter ${p.name} holds ${p.value[bad]} at [${bad}] after the update`); }
+      }
     }
     seconds += (performance.now() - t0) / 1000;
     if (checkpoint) save(val);

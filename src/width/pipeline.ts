@@ -3,6 +3,7 @@
  * Methods: wanda-sp and flap (calibrated), and `uniform` (no calibration: every block drops its
  * last kv groups and channels; for speed runs on random weights, where only shapes matter).
  */
+import { checkOutputFolder } from '../io/output-guard.js';
 import path from 'node:path';
 import { loadModel, saveModel } from '../io/model-folder.js';
 import { countParams } from '../io/config.js';
@@ -83,6 +84,7 @@ export function widthInfo(modelDir: string, o: WidthOptions, r: WidthResult, cal
 
 /** Prune `modelDir` into `out` (written atomically; the source is never touched). */
 export async function pruneWidthDir(modelDir: string, out: string, o: WidthOptions, calib: CalibSource, force = false): Promise<WidthResult> {
+  checkOutputFolder(out, force, [modelDir, calib.data, calib.ids]);
   const model = loadModel(modelDir);
   const cs = o.method === 'uniform' ? null : calibrationSet(modelDir, calib);
   const r = await pruneWidth(model, cs?.batches ?? [], o);

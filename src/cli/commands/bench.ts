@@ -1,3 +1,4 @@
+import { guardOutput } from '../../io/output-guard.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
@@ -92,6 +93,7 @@ export function registerBench(program: Command): void {
     .option('--json', 'print the results as JSON')
     .option('--out <dir>', 'write bench.json, bench.md, latency.svg and throughput.svg there')
     .action(async (o: BenchOpts) => {
+      if (o.out) guardOutput(o.out, o.model);
       const sources = [...o.model.map(folderSource), ...o.random.map(randomSource)];
       if (sources.length === 0) throw new UserError('give at least one --model DIR or --random SPEC');
       uniqueNames(sources);

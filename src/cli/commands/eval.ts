@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { loadModel } from '../../io/model-folder.js';
+import { guardOutput } from '../../io/output-guard.js';
 import { loadTokenizer } from '../../io/tokenizer.js';
 import { LlamaRunner } from '../../model/llama.js';
 import { perplexity, pplWindows, readLines, type BosMode } from '../../eval/ppl.js';
@@ -100,6 +101,7 @@ export function registerEval(program: Command): void {
     .option('--json', 'print the results as JSON')
     .option('--out <dir>', 'write ppl.json, zeroshot results.json (resumable) there')
     .action(async (o: PplOpts & ZsOpts & { zeroshot: boolean; json?: boolean; out?: string }) => {
+      if (o.out) guardOutput(o.out, [o.model, ...(o.text ?? []), ...(o.taskFile ?? [])]);
       const run = new LlamaRunner(loadModel(o.model));
       const ppl = await evalPpl(o, run);
       if (o.out) ppl.forEach((r) => writeJsonAtomic(path.join(o.out!, `ppl-${String(r['dataset'])}.json`), r));
@@ -117,6 +119,7 @@ export function registerEval(program: Command): void {
     .option('--json', 'print the results as JSON')
     .option('--out <dir>', 'write ppl-<dataset>.json there')
     .action(async (o: PplOpts & { json?: boolean; out?: string }) => {
+      if (o.out) guardOutput(o.out, [o.model, ...(o.text ?? [])]);
       const rows = await evalPpl(o, new LlamaRunner(loadModel(o.model)));
       if (o.out) rows.forEach((r) => writeJsonAtomic(path.join(o.out!, `ppl-${String(r['dataset'])}.json`), r));
       if (o.json) printJson(rows);
@@ -128,6 +131,7 @@ export function registerEval(program: Command): void {
     .option('--json', 'print results as JSON (lm-evaluation-harness layout)')
     .option('--out <dir>', 'folder for resumable partial results and results.json')
     .action(async (o: ZsOpts & { json?: boolean; out?: string }) => {
+      if (o.out) guardOutput(o.out, [o.model, ...(o.taskFile ?? [])]);
       const zs = await evalZeroshot(o, new LlamaRunner(loadModel(o.model)), o.out);
       if (o.out) writeJsonAtomic(path.join(o.out, 'zeroshot.json'), zs);
       if (o.json) printJson(zs);

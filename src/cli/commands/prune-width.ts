@@ -28,7 +28,6 @@ export function registerPruneWidth(program: Command): void {
     .action(async (o: Opts) => {
       if ((o.ratio === undefined) === (o.params === undefined)) throw new UserError('give exactly one of --ratio R and --params N');
       if (o.data && o.calibIds) throw new UserError('give at most one of --data and --calib-ids');
-      if (fs.existsSync(o.out) && !o.force) throw new UserError(`output folder exists: ${o.out} (use --force to replace it)`);
       const target = o.ratio !== undefined ? { ratio: o.ratio } : { params: o.params! };
       const r = await pruneWidthDir(o.model, o.out, { method: o.method, target, bias: o.bias }, { data: o.data, ids: o.calibIds, n: o.n, seqLen: o.seqLen, seed: o.seed }, o.force);
       const shapes = r.pruned.config.layers.map((l) => `${l.numKvHeads}/${l.numHeads}h ${l.intermediateSize}`);

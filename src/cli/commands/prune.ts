@@ -5,6 +5,7 @@ import { scoreModelDir, scoreJson, pruneModelDir, type CalibSource } from '../..
 import { checkCriterion, CRITERIA } from '../../prune/score.js';
 import type { Selection } from '../../prune/select.js';
 import { UserError } from '../../util/errors.js';
+import { guardOutput } from '../../io/output-guard.js';
 import { int, float, intList, printJson } from '../options.js';
 
 interface CalibOpts { data?: string; calibIds?: string; n: number; seqLen: number; seed: number }
@@ -62,6 +63,7 @@ export function registerScore(program: Command): void {
     .option('--out <dir>', 'write score.json and score.csv there')
     .action(async (o: CalibOpts & SelOpts & { model: string; criterion: string; json?: boolean; out?: string }) => {
       const criterion = checkCriterion(o.criterion);
+      if (o.out) guardOutput(o.out, [o.model, o.data, o.calibIds]);
       const r = await scoreModelDir(o.model, criterion, calibSource(o), selection(o));
       const json = scoreJson(o.model, r);
       if (o.out) {
@@ -87,7 +89,6 @@ export function registerPrune(program: Command): void {
     .option('--json', 'print the pruning summary as JSON')
     .action(async (o: CalibOpts & SelOpts & { model: string; criterion: string; out: string; force?: boolean; json?: boolean }) => {
       const sel = selection(o);
-      if (fs.existsSync(o.out) && !o.force) throw new UserError(`output folder exists: ${o.out} (use --force to replace it)`);
       const r = await pruneModelDir(o.model, o.out, sel.blocks ? null : checkCriterion(o.criterion), calibSource(o), sel, o.force);
       const summary = { out: o.out, removed_blocks: r.removed, kept_blocks: r.kept, params_before: r.paramsBefore, params_after: r.paramsAfter };
       if (o.json) printJson(summary);

@@ -8,6 +8,7 @@ import { trainCpt, type CptOptions } from '../../train/cpt.js';
 import { trainCptLora } from '../../train/cpt-lora.js';
 import { parseTargets } from '../../train/peft.js';
 import { DECAYS, type Decay } from '../../train/schedule.js';
+import { NAN_POLICIES, type NanPolicy } from '../../train/trainer.js';
 import { int, float, oneOf, printJson } from '../options.js';
 
 const list = (v: string): string[] => v.split(',').filter((s) => s.trim() !== '');
@@ -15,7 +16,7 @@ const list = (v: string): string[] => v.split(',').filter((s) => s.trim() !== ''
 interface CommonOpts {
   model: string; out: string; tokenizer?: string; seed: number; microBatch: number; saveEvery: number;
   final: 'best' | 'last'; resume?: boolean; force?: boolean; keepCheckpoints?: boolean; label?: string; json?: boolean;
-  maxGradNorm: number; minLrRatio: number; eps: number;
+  maxGradNorm: number; minLrRatio: number; eps: number; onNan: NanPolicy;
 }
 
 interface OptimOpts { epochs: number; maxSteps?: number; lr: number; batchSize: number; warmup?: number; decay: Decay; weightDecay: number; beta1: number; beta2: number }
@@ -36,6 +37,7 @@ function common(cmd: Command): Command {
     .option('--save-every <n>', 'checkpoint and validate every n steps (and at the end)', int('--save-every'), 100)
     .option('--final <which>', 'result weights: best validation loss or last step', oneOf('--final', ['best', 'last'] as const), 'best')
     .option('--seed <n>', 'seed of data order, split, dropout and LoRA init', int('--seed'), 42)
+    .option('--on-nan <what>', 'a step whose loss or gradient is NaN/Inf: stop the run, or skip its update', oneOf('--on-nan', NAN_POLICIES), 'stop')
     .option('--resume', 'continue from the latest checkpoint in --out')
     .option('--force', 'replace an existing --out')
     .option('--keep-checkpoints', 'keep <out>/checkpoints after success')
@@ -85,7 +87,7 @@ function cptOpts(cmd: Command, prefix = ''): Command {
 function commonOf(o: CommonOpts) {
   return {
     tokenizer: o.tokenizer, microBatch: o.microBatch, maxGradNorm: o.maxGradNorm, eps: o.eps, saveEvery: o.saveEvery, final: o.final,
-    seed: o.seed, keepCheckpoints: o.keepCheckpoints, ...(o.minLrRatio !== undefined ? { minLrRatio: o.minLrRatio } : {}),
+    seed: o.seed, keepCheckpoints: o.keepCheckpoints, onNan: o.onNan, ...(o.minLrRatio !== undefined ? { minLrRatio: o.minLrRatio } : {}),
   };
 }
 
