@@ -16,9 +16,18 @@ export interface TextTokenizer {
   readonly eosId: number | null;
 }
 
-export function tokenizerFromJson(json: object, config: Record<string, unknown> = {}): TextTokenizer {
-  const tok = new Tokenizer(json, config);
-  const vocab = tok.get_vocab(true);
+export function tokenizerFromJson(json: object, config: Record<string, unknown> = {}, what = 'tokenizer.json'): TextTokenizer {
+  // The library trusts its input: a malformed file throws whatever it happens to hit, at load or
+  // at the first encode. Load it and run it once here, so a bad file is one clear error up front.
+  let tok: Tokenizer;
+  let vocab: Map<string, number>;
+  try {
+    tok = new Tokenizer(json, config);
+    vocab = tok.get_vocab(true);
+    tok.decode(tok.encode('Hello, world! 123 \u00fc\n', { add_special_tokens: true }).ids, { skip_special_tokens: false });
+  } catch (e) {
+    throw new UserError(`${what}: not a tokenizer that can be loaded (${String((e as Error).message ?? e).split('\n')[0]})`);
+  }
   const idOf = (key: string): number | null => {
     const v = config[key];
     const s = typeof v === 'string' ? v : v && typeof v === 'object' ? (v as { content?: string }).content : undefined;
@@ -46,6 +55,15 @@ export function loadTokenizer(dir: string): TextTokenizer {
     throw new UserError(`${file}: invalid JSON`);
   }
   const cfgFile = path.join(dir, 'tokenizer_config.json');
-  const config = fs.existsSync(cfgFile) ? JSON.parse(fs.readFileSync(cfgFile, 'utf8')) as Record<string, unknown> : {};
-  return tokenizerFromJson(json, config);
+  let config: unknown = {};
+  if (fs.existsSync(cfgFile)) {
+    try {
+      config = JSON.parse(fs.readFileSync(cfgFile, 'utf8'));
+    } catch {
+      throw new UserError(`${cfgFile}: invalid JSON`);
+    }
+    if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new UserError(`${cfgFile}: not a JSON object`);
+  }
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new UserError(`${file}: not a JSON object`);
+  return tokenizerFromJson(json, config as Record<string, unknown>, file);
 }

@@ -62,9 +62,12 @@ export function sampleCalibration(docs: string[], tok: TextTokenizer, opts: Cali
 export function readIdsFile(file: string): number[][] {
   let json: unknown;
   try { json = JSON.parse(fs.readFileSync(file, 'utf8')); } catch { throw new UserError(`${file}: not a readable JSON file`); }
-  const rows = (json as { input_ids?: unknown }).input_ids;
+  const rows = json !== null && typeof json === 'object' ? (json as { input_ids?: unknown }).input_ids : undefined;
   if (!Array.isArray(rows) || rows.length === 0 || !rows.every((r) => Array.isArray(r) && r.every((v) => Number.isInteger(v)))) {
     throw new UserError(`${file}: expected {"input_ids": [[int, ...], ...]} with at least one row`);
   }
+  // ids become Int32Array elements: anything outside [0, 2^31) would silently wrap
+  const bad = (rows as number[][]).flat().find((v) => v < 0 || v >= 2 ** 31);
+  if (bad !== undefined) throw new UserError(`${file}: token id ${bad} is not a valid id`);
   return rows as number[][];
 }
