@@ -94,7 +94,7 @@ test('fuzz safetensors headers: mutated fields, damaged bytes and random headers
     const h = structuredClone(header);
     h[name] = { ...h[name], [field]: value };
     check(withHeader(h));
-  }), params(1500));
+  }), params(1000));
   // one offset or dimension nudged (overlaps, gaps, sizes that disagree)
   fc.assert(fc.property(fc.constantFrom('a', 'b', 'c'), fc.boolean(), fc.nat(1), fc.integer({ min: -9, max: 9 }), (name, offsets, k, delta) => {
     const h = structuredClone(header);
@@ -102,11 +102,11 @@ test('fuzz safetensors headers: mutated fields, damaged bytes and random headers
     arr[k % arr.length] = arr[k % arr.length]! + delta;
     h[name]![offsets ? 'data_offsets' : 'shape'] = arr;
     check(withHeader(h));
-  }), params(1500));
+  }), params(1000));
   // damaged bytes anywhere in the file, and damage confined to the 8-byte length and the header
-  fc.assert(fc.property(damage, fc.boolean(), (d, inHeader) => check(applyDamage(buf, d, inHeader ? 8 + n : buf.length))), params(1500));
+  fc.assert(fc.property(damage, fc.boolean(), (d, inHeader) => check(applyDamage(buf, d, inHeader ? 8 + n : buf.length))), params(1000));
   // arbitrary JSON as the header
-  fc.assert(fc.property(fc.jsonValue({ maxDepth: 3 }), (h) => check(withHeader(h))), params(500));
+  fc.assert(fc.property(fc.jsonValue({ maxDepth: 3 }), (h) => check(withHeader(h))), params(300));
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -153,7 +153,7 @@ test('fuzz tokenizer files: mutated tokenizer.json / tokenizer_config.json and d
     const j = { ...base, model: { ...model } } as Record<string, unknown>;
     if (top) j[key] = value; else (j['model'] as Record<string, unknown>)[key] = value;
     userErrorOrOk(() => use(tokenizerFromJson(j)));
-  }), params(400));
+  }), params(250));
   // the files on disk: damaged JSON text in either file
   const folder = path.join(dir, 'T');
   fs.mkdirSync(folder);
@@ -201,8 +201,8 @@ test('fuzz token-id files: any JSON ends in a UserError or rows of in-range inte
       run.checkIds(Int32Array.from(rows.flat()));
     });
   };
-  fc.assert(fc.property(idsFile, (j) => check(JSON.stringify(j))), params(2000));
-  fc.assert(fc.property(damage, (d) => check(applyDamage(Buffer.from(JSON.stringify({ input_ids: [[1, 2, 3], [4, 5, 6]] })), d))), params(500));
+  fc.assert(fc.property(idsFile, (j) => check(JSON.stringify(j))), params(1500));
+  fc.assert(fc.property(damage, (d) => check(applyDamage(Buffer.from(JSON.stringify({ input_ids: [[1, 2, 3], [4, 5, 6]] })), d))), params(300));
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
