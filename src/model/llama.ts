@@ -24,7 +24,7 @@ import { UserError } from '../util/errors.js';
 import { keepMask } from '../util/rng.js';
 
 /** What one block saves for its backward. */
-interface BlockActs {
+export interface BlockActs {
   xIn: Float32Array; xn1: Float32Array; rstd1: Float32Array;
   attn: AttnSaved; att: Float32Array;
   xMid: Float32Array; xn2: Float32Array; rstd2: Float32Array;
@@ -410,7 +410,7 @@ export class LlamaRunner {
   async backward(res: ForwardResult, want: GradOptions = { blocks: true, embed: true, norm: true, lmHead: true }): Promise<Grads> {
     const s = res.saved;
     if (!s) throw new Error('backward needs a forward with keep: true');
-    const cfg = this.config, w = this.model.weights;
+    const cfg = this.config;
     const H = cfg.hiddenSize, V = cfg.vocabSize, N = res.B * res.T;
     const tied = cfg.tieWordEmbeddings;
     const grads: Grads = {
@@ -419,36 +419,7 @@ export class LlamaRunner {
       lmHead: want.lmHead && !tied ? new Float32Array(V * H) : null, lora: [],
     };
     const lmGrad = tied ? (want.lmHead ? grads.embed : null) : grads.lmHead;
-
-    // head: dlogits = (softmax - onehot) / count, over vocabulary chunks (as in the forward, each
-    // lm_head chunk is widened for wide GEMMs) with the log-sum-exps the forward computed
-    const dxn = new Float32Array(N * H);
-    const count = res.count!;
-    const lse = s.lse ?? (await withActivationHeap(this.workspaceBytes(1, N, N, false), (heap) => this.headNllInto(s.xnF, s.targets, N, false, heap))).lse;
-    await withActivationHeap(this.workspaceBytes(1, Math.min(N, HEAD_ROWS), 1, false), async (heap) => {
-      const R = Math.min(N, HEAD_ROWS), VC = Math.min(V, HEAD_VOCAB_CHUNK);
-      const lg = heap.f32(R * VC), lseF = heap.f32(R), scale = heap.f32(R);
-      for (let r0 = 0; r0 < N; r0 += R) {
-        const n = Math.min(R, N - r0);
-        const xr = s.xnF.subarray(r0 * H, (r0 + n) * H);
-        for (let i = 0; i < n; i++) { lseF[i] = lse[r0 + i]!; scale[i] = s.targets[r0 + i]! < 0 ? 0 : 1 / count; }
-        for (let v0 = 0; v0 < V; v0 += VC) {
-          const vc = Math.min(VC, V - v0);
-          const Wc: Tensor = { dtype: w.lmHead.dtype, shape: [vc, H], data: w.lmHead.data.subarray(v0 * H, (v0 + vc) * H) };
-          await this.be.gemm({ a: xr, b: Wc, c: lg, m: n, n: vc, k: H, transB: true });
-          wk.softmaxRowsLse(lg, n, vc, vc, lseF, scale);
-          for (let i = 0; i < n; i++) {
-            const tgt = s.targets[r0 + i]!;
-            if (tgt >= v0 && tgt < v0 + vc) lg[i * vc + tgt - v0]! -= 1 / count;
-          }
-          await this.be.gemm({ a: lg, b: Wc, c: dxn.subarray(r0 * H, (r0 + n) * H), m: n, n: H, k: vc, accumulate: true });
-          if (lmGrad) await this.be.gemm({ a: lg, b: xr, c: lmGrad.subarray(v0 * H, (v0 + vc) * H), m: vc, n: H, k: n, transA: true, accumulate: true });
-        }
-      }
-    });
-    let dx: Float32Array = new Float32Array(N * H);
-    wk.rmsnormBackward(dxn, s.xFinal, this.vec(w.norm), s.rstdF, dx, grads.norm, N, H);
-
+    let dx = await this.headBackward(res, s.xFinal, s.xnF, s.rstdF, s.targets, s.lse, { norm: grads.norm, lmHead: lmGrad });
     for (let bi = s.blocks.length - 1; bi >= 0; bi--) {
       const li = s.blocks[bi]!;
       const r = await this.blockBackward(li, s.acts[bi]!, dx, res.B, res.T, want.blocks ?? false);
@@ -463,6 +434,46 @@ export class LlamaRunner {
       }
     }
     return grads;
+  }
+
+  /**
+   * Backward of the LM head and the final norm: the gradient of the mean NLL (over `count`
+   * targets) w.r.t. the last block's output x [N, H]. dlogits = (softmax - onehot) / count over
+   * vocabulary chunks (each lm_head chunk widened for wide GEMMs, as in the forward), with the
+   * forward's log-sum-exps when given. Adds into `into.norm` / `into.lmHead` when they are given.
+   */
+  async headBackward(res: { B: number; T: number; count?: number }, x: Float32Array, xn: Float32Array, rstd: Float32Array, targets: Int32Array,
+    lseIn: Float64Array | undefined, into: { norm?: Float32Array | null; lmHead?: Float32Array | null } = {}): Promise<Float32Array> {
+    const w = this.model.weights;
+    const H = this.config.hiddenSize, V = this.config.vocabSize, N = res.B * res.T;
+    const lmGrad = into.lmHead ?? null;
+    const dxn = new Float32Array(N * H);
+    const count = res.count!;
+    const lse = lseIn ?? (await withActivationHeap(this.workspaceBytes(1, N, N, false), (heap) => this.headNllInto(xn, targets, N, false, heap))).lse;
+    await withActivationHeap(this.workspaceBytes(1, Math.min(N, HEAD_ROWS), 1, false), async (heap) => {
+      const R = Math.min(N, HEAD_ROWS), VC = Math.min(V, HEAD_VOCAB_CHUNK);
+      const lg = heap.f32(R * VC), lseF = heap.f32(R), scale = heap.f32(R);
+      for (let r0 = 0; r0 < N; r0 += R) {
+        const n = Math.min(R, N - r0);
+        const xr = xn.subarray(r0 * H, (r0 + n) * H);
+        for (let i = 0; i < n; i++) { lseF[i] = lse[r0 + i]!; scale[i] = targets[r0 + i]! < 0 ? 0 : 1 / count; }
+        for (let v0 = 0; v0 < V; v0 += VC) {
+          const vc = Math.min(VC, V - v0);
+          const Wc: Tensor = { dtype: w.lmHead.dtype, shape: [vc, H], data: w.lmHead.data.subarray(v0 * H, (v0 + vc) * H) };
+          await this.be.gemm({ a: xr, b: Wc, c: lg, m: n, n: vc, k: H, transB: true });
+          wk.softmaxRowsLse(lg, n, vc, vc, lseF, scale);
+          for (let i = 0; i < n; i++) {
+            const tgt = targets[r0 + i]!;
+            if (tgt >= v0 && tgt < v0 + vc) lg[i * vc + tgt - v0]! -= 1 / count;
+          }
+          await this.be.gemm({ a: lg, b: Wc, c: dxn.subarray(r0 * H, (r0 + n) * H), m: n, n: H, k: vc, accumulate: true });
+          if (lmGrad) await this.be.gemm({ a: lg, b: xr, c: lmGrad.subarray(v0 * H, (v0 + vc) * H), m: vc, n: H, k: n, transA: true, accumulate: true });
+        }
+      }
+    });
+    const dx = new Float32Array(N * H);
+    wk.rmsnormBackward(dxn, x, this.vec(w.norm), rstd, dx, into.norm ?? null, N, H);
+    return dx;
   }
 
   /**
@@ -490,7 +501,8 @@ export class LlamaRunner {
     return { A: dA, B: dB };
   }
 
-  private async blockBackward(li: number, a: BlockActs, dxOut: Float32Array, B: number, T: number, weightGrads: boolean): Promise<{ dx: Float32Array; grads: BlockGrads; lora: Partial<Record<LoraTarget, LoraGrads>> }> {
+  /** Backward of block li from its saved activations, given dL/d(block output); returns dL/d(block input) and, if asked, weight gradients. */
+  async blockBackward(li: number, a: BlockActs, dxOut: Float32Array, B: number, T: number, weightGrads: boolean): Promise<{ dx: Float32Array; grads: BlockGrads; lora: Partial<Record<LoraTarget, LoraGrads>> }> {
     const cfg = this.config;
     const w = this.model.weights.blocks[li]!;
     const shape = cfg.layers[li]!;
