@@ -21,6 +21,7 @@ import { saveModel } from './model-folder.js';
 import { readLlama2cTokenizer, llama2cVocabToSentencePiece } from './llama2c-tokenizer.js';
 import { decodeSentencePieceModel, looksLikeSentencePiece, type SentencePieceModel } from './sentencepiece-model.js';
 import { sentencePieceToHf } from './sentencepiece-convert.js';
+import { chatTemplateFromSpec } from './chat-template.js';
 import { f32Tensor, type Tensor } from '../engine/tensor.js';
 import type { LlamaModel, BlockWeights, BlockWeightName } from '../model/weights.js';
 
@@ -245,6 +246,8 @@ export interface ImportLlama2cOptions {
   out: string;
   /** replace an existing output folder */
   force?: boolean;
+  /** chat template (preset name or file) to store in tokenizer_config.json */
+  chatTemplate?: string;
 }
 
 /**
@@ -268,9 +271,11 @@ function readImportTokenizer(file: string, vocabSize: number): SentencePieceMode
 export function importLlama2c(opts: ImportLlama2cOptions): { config: Record<string, unknown>; params: number } {
   // Fail before reading gigabytes of weights if the output cannot be written.
   if (fs.existsSync(opts.out) && !opts.force) throw new UserError(`output folder exists: ${opts.out} (use --force to replace it)`);
+  const chat = opts.chatTemplate !== undefined ? chatTemplateFromSpec(opts.chatTemplate) : null;
   const model = readLlama2cCheckpoint(opts.model);
   const spm = readImportTokenizer(opts.tokenizer, model.config.vocabSize);
   const tok = sentencePieceToHf(spm, { modelMaxLength: model.config.maxPositionEmbeddings }, path.basename(opts.tokenizer));
+  if (chat) tok.tokenizerConfig['chat_template'] = chat.template;
   saveModel(model, opts.out, {
     force: opts.force ?? false,
     extraFiles: {
