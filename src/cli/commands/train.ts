@@ -29,7 +29,7 @@ function common(cmd: Command): Command {
   return cmd
     .requiredOption('--model <dir>', 'Hugging Face model folder (e.g. a pruned one; never modified)')
     .requiredOption('--out <dir>', 'run folder: result, train-log.json, checkpoints/')
-    .option('--tokenizer <dir>', 'folder with tokenizer.json (default: the model folder)')
+    .option('--tokenizer <dir>', 'folder with tokenizer.json or tokenizer.model (default: the model folder)')
     .option('--micro-batch <n>', 'rows per forward/backward (the batch is reached by accumulation)', int('--micro-batch'), 4)
     .option('--max-grad-norm <x>', 'clip the global gradient norm (0: off)', float('--max-grad-norm'), 1)
     .option('--min-lr-ratio <x>', 'decay floor as a fraction of --lr', float('--min-lr-ratio'))
