@@ -23,6 +23,13 @@ for (const name of fixtureNames()) {
     assertClose((tay.details['perTensor'] as number[][]).flat(), expectedF(f, 'taylor_per_tensor'), 1e-4, 0, 'taylor_per_tensor');
     assertClose(tay.scores, expectedF(f, 'taylor_block'), 1e-4, 0, 'taylor_block');
     assert.deepEqual(tay.order, f.json.taylor.block_order);
+    // the recomputing path, and several batches (one row each) summed block by block, match too
+    const oneRowEach = rows(f).map((r) => batchesFromRows([r])[0]!);
+    for (const [label, t] of [['recompute', await taylorScores(run, batches, { recompute: true })], ['per-row batches', await taylorScores(run, oneRowEach)]] as const) {
+      assert.equal(t.details['recompute'], label === 'recompute');
+      assertClose((t.details['perTensor'] as number[][]).flat(), expectedF(f, 'taylor_per_tensor'), 1e-4, 0, `taylor_per_tensor (${label})`);
+      assert.deepEqual(t.order, f.json.taylor.block_order);
+    }
 
     const mag = magnitudeScores(f.model);
     assertClose((mag.details['perTensor'] as number[][]).flat(), expectedF(f, 'magnitude_per_tensor'), 1e-5, 0, 'magnitude_per_tensor');

@@ -19,7 +19,10 @@ import path from 'node:path';
 import { UserError } from '../util/errors.js';
 import { parseConfig, countParams } from './config.js';
 import { saveModel } from './model-folder.js';
-import { readLlama2cTokenizer, llama2cTokenizerToHf } from './llama2c-tokenizer.js';
+import { readLlama2cTokenizer, llama2cVocabToSentencePiece } from './llama2c-tokenizer.js';
+import { decodeSentencePieceModel, looksLikeSentencePiece, type SentencePieceModel } from './sentencepiece-model.js';
+import { sentencePieceToHf } from './sentencepiece-convert.js';
+import { chatTemplateFromSpec } from './chat-template.js';
 import { f32Tensor, type Tensor } from '../engine/tensor.js';
 import type { LlamaModel, BlockWeights, BlockWeightName } from '../model/weights.js';
 
@@ -238,21 +241,42 @@ export function readLlama2cCheckpoint(file: string): LlamaModel {
 export interface ImportLlama2cOptions {
   /** llama2.c checkpoint (.bin) */
   model: string;
-  /** llama2.c tokenizer.bin */
+  /** llama2.c tokenizer.bin, or the SentencePiece tokenizer.model it was exported from */
   tokenizer: string;
   /** output Hugging Face model folder */
   out: string;
   /** replace an existing output folder */
   force?: boolean;
+  /** chat template (preset name or file) to store in tokenizer_config.json */
+  chatTemplate?: string;
+}
+
+/**
+ * The tokenizer given to the importer as a SentencePiece model: a `.model` protobuf as is, a
+ * llama2.c tokenizer.bin as the model it was exported from; either must hold the model's vocab.
+ */
+function readImportTokenizer(file: string, vocabSize: number): SentencePieceModel {
+  let bytes: Buffer;
+  try {
+    bytes = fs.readFileSync(file);
+  } catch {
+    throw new UserError(`cannot read tokenizer file ${file}`);
+  }
+  if (!file.endsWith('.model') && !looksLikeSentencePiece(bytes)) return llama2cVocabToSentencePiece(readLlama2cTokenizer(file, vocabSize));
+  const spm = decodeSentencePieceModel(bytes, path.basename(file));
+  if (spm.pieces.length !== vocabSize) throw new UserError(`${path.basename(file)}: tokenizer has ${spm.pieces.length} pieces, the model's vocab_size is ${vocabSize} (wrong tokenizer for this model?)`);
+  return spm;
 }
 
 /** Convert a llama2.c checkpoint and tokenizer into a Hugging Face model folder at `out`. */
 export function importLlama2c(opts: ImportLlama2cOptions): { config: Record<string, unknown>; params: number } {
   // Fail before reading gigabytes of weights if the output cannot be written.
   checkOutputFolder(opts.out, opts.force ?? false, [opts.model, opts.tokenizer]);
+  const chat = opts.chatTemplate !== undefined ? chatTemplateFromSpec(opts.chatTemplate) : null;
   const model = readLlama2cCheckpoint(opts.model);
-  const vocab = readLlama2cTokenizer(opts.tokenizer, model.config.vocabSize);
-  const tok = llama2cTokenizerToHf(vocab, { modelMaxLength: model.config.maxPositionEmbeddings });
+  const spm = readImportTokenizer(opts.tokenizer, model.config.vocabSize);
+  const tok = sentencePieceToHf(spm, { modelMaxLength: model.config.maxPositionEmbeddings }, path.basename(opts.tokenizer));
+  if (chat) tok.tokenizerConfig['chat_template'] = chat.template;
   saveModel(model, opts.out, {
     force: opts.force ?? false,
     extraFiles: {

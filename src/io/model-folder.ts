@@ -16,7 +16,27 @@ import {
 } from '../model/weights.js';
 
 /** Files copied verbatim from a source model folder when a derived model is saved. */
-export const AUX_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model', 'generation_config.json'];
+export const AUX_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model', 'generation_config.json', 'chat_template.jinja'];
+
+/**
+ * Copy a model folder's tokenizer and generation files into `dst`. A standalone
+ * chat_template.jinja (which transformers prefers when loading) is also written into the copy's
+ * tokenizer_config.json as `chat_template`, so tools that only read that key (GGUF export) see it.
+ */
+export function copyTokenizerFiles(srcDir: string, dst: string): void {
+  for (const f of AUX_FILES) {
+    const src = path.join(srcDir, f);
+    if (fs.existsSync(src)) fs.copyFileSync(src, path.join(dst, f));
+  }
+  const jinja = path.join(dst, 'chat_template.jinja');
+  if (!fs.existsSync(jinja)) return;
+  const cfgFile = path.join(dst, 'tokenizer_config.json');
+  const cfg = fs.existsSync(cfgFile) ? readJson(cfgFile) : {};
+  const template = fs.readFileSync(jinja, 'utf8');
+  if (cfg['chat_template'] === template) return;
+  cfg['chat_template'] = template;
+  fs.writeFileSync(cfgFile, JSON.stringify(cfg, null, 2) + '\n');
+}
 
 export function readJson(file: string, what = path.basename(file)): Record<string, unknown> {
   let text: string;
@@ -185,12 +205,7 @@ export function saveModel(model: LlamaModel, out: string, opts: SaveOptions = {}
       });
       fs.writeFileSync(path.join(tmp, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2) + '\n');
     }
-    if (opts.sourceDir) {
-      for (const f of AUX_FILES) {
-        const src = path.join(opts.sourceDir, f);
-        if (fs.existsSync(src)) fs.copyFileSync(src, path.join(tmp, f));
-      }
-    }
+    if (opts.sourceDir) copyTokenizerFiles(opts.sourceDir, tmp);
     for (const [name, value] of Object.entries(opts.extraFiles ?? {})) {
       fs.writeFileSync(path.join(tmp, name), typeof value === 'string' ? value : JSON.stringify(value, null, 2) + '\n');
     }

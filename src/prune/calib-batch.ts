@@ -17,3 +17,20 @@ export function batchesFromRows(rows: number[][]): CalibBatch[] {
   }
   return [...byLen.entries()].map(([T, rs]) => ({ ids: Int32Array.from(rs.flat()), B: rs.length, T }));
 }
+
+/**
+ * Split batches so that none runs more than `maxTokens` tokens (B×T) at once: large calibration
+ * sets then run in chunks (bounded activation heaps) instead of one giant forward.
+ */
+export function splitBatches(batches: CalibBatch[], maxTokens: number): CalibBatch[] {
+  return batches.flatMap((b) => {
+    const rows = Math.max(1, Math.floor(maxTokens / b.T));
+    if (b.B <= rows) return [b];
+    const out: CalibBatch[] = [];
+    for (let r = 0; r < b.B; r += rows) {
+      const n = Math.min(rows, b.B - r);
+      out.push({ ids: b.ids.subarray(r * b.T, (r + n) * b.T), B: n, T: b.T });
+    }
+    return out;
+  });
+}

@@ -26,7 +26,7 @@ export interface ScoreOptions {
 
 export async function scoreBlocks(run: LlamaRunner, criterion: CriterionName, batches: CalibBatch[], opts: ScoreOptions = {}): Promise<CriterionResult> {
   switch (criterion) {
-    case 'taylor': return taylorScores(run, batches, opts.onProgress);
+    case 'taylor': return taylorScores(run, batches, { onProgress: opts.onProgress });
     case 'magnitude': return magnitudeScores(run.model);
     case 'ppl': return pplScores(run, batches, opts.onProgress);
     case 'bi': return blockInfluence(run, batches);

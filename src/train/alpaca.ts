@@ -1,6 +1,8 @@
 /**
  * Instruction data for LoRA, as the Shortened LLaMA / LLM-Pruner recipe prepares it:
- * Alpaca records {instruction, input, output} rendered with the Alpaca prompt template,
+ * Alpaca records {instruction, input, output} rendered with the Alpaca prompt template (or, for a
+ * model with a chat template, as one user turn "instruction\n\ninput" and the assistant's reply;
+ * chat records {messages: [{role, content}, ...]} ending with the assistant's turn need one),
  * tokenized with BOS, cut at `cutoff` tokens, EOS appended when it still fits, and the loss taken
  * on the response tokens only (the prompt's tokens are labelled -100). Plain text ({text} records
  * or a .txt file, one document a line) is also accepted, with the loss on every token.
@@ -12,6 +14,7 @@ import fs from 'node:fs';
 import { UserError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import type { TextTokenizer } from '../io/tokenizer.js';
+import { splitChatTurn, type ChatTemplate, type ChatMessage } from '../io/chat-template.js';
 import type { Example } from './batch.js';
 
 /** alpaca-lora's templates/alpaca.json (used by LLM-Pruner's post-training). */
@@ -26,6 +29,29 @@ export const ALPACA_PROMPT_NO_INPUT =
 export interface PromptRecord {
   prompt: string;
   response: string;
+  /** add the tokenizer's BOS (false when the rendered text already starts with it) */
+  addSpecialTokens?: boolean;
+}
+
+/** A chat template with the BOS/EOS text it renders. */
+export interface ChatFormat {
+  template: ChatTemplate;
+  bosToken: string;
+  eosToken: string;
+}
+
+function chatRecord(messages: ChatMessage[], reply: string, chat: ChatFormat): PromptRecord {
+  const r = splitChatTurn(chat.template, messages, reply, chat);
+  return { ...r, addSpecialTokens: !(chat.bosToken !== '' && r.prompt.startsWith(chat.bosToken)) };
+}
+
+function messagesOf(v: unknown, where: string): ChatMessage[] {
+  if (!Array.isArray(v) || v.length < 2) throw new UserError(`${where}: "messages" must list at least a user and an assistant turn`);
+  return v.map((m, i) => {
+    const o = (m ?? {}) as Record<string, unknown>;
+    if (typeof o['role'] !== 'string' || typeof o['content'] !== 'string') throw new UserError(`${where}: message ${i} needs string "role" and "content"`);
+    return { role: o['role'], content: o['content'] };
+  });
 }
 
 export interface AlpacaRecord {
@@ -39,19 +65,30 @@ export function alpacaPrompt(r: { instruction: string; input?: string }): string
   return t.replace('{instruction}', r.instruction);
 }
 
-function toRecord(rec: unknown, where: string): PromptRecord {
+function toRecord(rec: unknown, where: string, chat?: ChatFormat): PromptRecord {
   const o = (rec ?? {}) as Record<string, unknown>;
   if (typeof o['instruction'] === 'string') {
     if (typeof o['output'] !== 'string') throw new UserError(`${where}: Alpaca record has no "output" string`);
     const input = typeof o['input'] === 'string' ? o['input'] : '';
+    if (chat) return chatRecord([{ role: 'user', content: input ? `${o['instruction']}\n\n${input}` : o['instruction'] }], o['output'], chat);
     return { prompt: alpacaPrompt({ instruction: o['instruction'], input }), response: o['output'] };
   }
+  if (o['messages'] !== undefined) {
+    const messages = messagesOf(o['messages'], where);
+    const last = messages[messages.length - 1]!;
+    if (last.role !== 'assistant') throw new UserError(`${where}: the last message must be the assistant's (it is trained on)`);
+    if (!chat) throw new UserError(`${where}: chat records {messages} need a chat template (the model has none; pass --chat-template)`);
+    return chatRecord(messages.slice(0, -1), last.content, chat);
+  }
   if (typeof o['text'] === 'string') return { prompt: '', response: o['text'] };
-  throw new UserError(`${where}: expected an Alpaca record {instruction, input, output} or {text}`);
+  throw new UserError(`${where}: expected an Alpaca record {instruction, input, output}, a chat record {messages} or {text}`);
 }
 
-/** Records of a .json array, a .jsonl file, or a text file (one plain-text document a line). */
-export function readPromptRecords(file: string): PromptRecord[] {
+/**
+ * Records of a .json array, a .jsonl file, or a text file (one plain-text document a line);
+ * instruction records rendered with `chat` when given, else with the Alpaca template.
+ */
+export function readPromptRecords(file: string, chat?: ChatFormat): PromptRecord[] {
   let raw: string;
   try { raw = fs.readFileSync(file, 'utf8'); } catch { throw new UserError(`cannot read ${file}`); }
   const out: PromptRecord[] = [];
@@ -59,13 +96,13 @@ export function readPromptRecords(file: string): PromptRecord[] {
     let json: unknown;
     try { json = JSON.parse(raw); } catch { throw new UserError(`${file}: invalid JSON`); }
     if (!Array.isArray(json)) throw new UserError(`${file}: expected a JSON array of records`);
-    json.forEach((r, i) => out.push(toRecord(r, `${file}: record ${i}`)));
+    json.forEach((r, i) => out.push(toRecord(r, `${file}: record ${i}`, chat)));
   } else if (file.endsWith('.jsonl')) {
     raw.split('\n').forEach((line, i) => {
       if (!line.trim()) return;
       let r: unknown;
       try { r = JSON.parse(line); } catch { throw new UserError(`${file}:${i + 1}: invalid JSON`); }
-      out.push(toRecord(r, `${file}:${i + 1}`));
+      out.push(toRecord(r, `${file}:${i + 1}`, chat));
     });
   } else {
     for (const line of raw.split('\n')) if (line.trim()) out.push({ prompt: '', response: line });
@@ -80,11 +117,12 @@ export function readPromptRecords(file: string): PromptRecord[] {
  * unless trainOnInputs.
  */
 export function tokenizeRecord(r: PromptRecord, tok: TextTokenizer, cutoff: number, trainOnInputs = false, eos = true): Example {
-  const ids = tok.encode(r.prompt + r.response, { addSpecialTokens: true }).slice(0, cutoff);
+  const addSpecialTokens = r.addSpecialTokens ?? true;
+  const ids = tok.encode(r.prompt + r.response, { addSpecialTokens }).slice(0, cutoff);
   if (eos && tok.eosId !== null && ids.length < cutoff && ids[ids.length - 1] !== tok.eosId) ids.push(tok.eosId);
   const labels = ids.slice();
   if (!trainOnInputs && r.prompt) {
-    const n = Math.min(ids.length, tok.encode(r.prompt, { addSpecialTokens: true }).length);
+    const n = Math.min(ids.length, tok.encode(r.prompt, { addSpecialTokens }).length);
     labels.fill(-100, 0, n);
   }
   return { ids, labels };

@@ -10,7 +10,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadModel, saveModel, configJson, AUX_FILES } from '../io/model-folder.js';
+import { loadModel, saveModel, configJson, copyTokenizerFiles } from '../io/model-folder.js';
 import { loadTokenizer } from '../io/tokenizer.js';
 import { fromF32, type Tensor } from '../engine/tensor.js';
 import type { DType } from '../engine/dtype.js';
@@ -172,7 +172,7 @@ export async function trainCpt(o: CptOptions): Promise<TrainRunResult> {
     // with config.json (f32) and the tokenizer a checkpoint folder is itself a loadable model
     writeExtras(dir) {
       fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...srcConfig, torch_dtype: 'float32' }, null, 2) + '\n');
-      for (const f of AUX_FILES) if (fs.existsSync(path.join(o.model, f))) fs.copyFileSync(path.join(o.model, f), path.join(dir, f));
+      copyTokenizerFiles(o.model, dir);
     },
     fingerprint: { method: 'cpt', model: path.resolve(o.model), data: sources.map((_, i) => reader.name(i)), val: valSource, seqLen, eos, shuffleBuffer: o.shuffleBuffer ?? 64 },
   };

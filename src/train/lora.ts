@@ -17,7 +17,8 @@ import { LORA_TARGETS, type LoraTarget } from '../model/lora.js';
 import { UserError } from '../util/errors.js';
 import { type Param, param, accumulateGrad } from './adamw.js';
 import { collate, type Batch, type Example } from './batch.js';
-import { readPromptRecords, tokenizeRecord, splitRecords, ExampleStream, type ExamplePosition } from './alpaca.js';
+import { readPromptRecords, tokenizeRecord, splitRecords, ExampleStream, type ExamplePosition, type ChatFormat } from './alpaca.js';
+import { resolveChatTemplate, templateTokens } from '../io/chat-template.js';
 import { initLora, adapterTensors, adapterConfig, writeAdapterFiles, mergeLora, peftKey, ADAPTER_CONFIG, ADAPTER_WEIGHTS, type LoraSettings } from './peft.js';
 import { train, loadParams, methodSettings, type TrainTask, type MethodOptions } from './trainer.js';
 import { checkOutput, prepareOutput, completedLog, writeLog, publishFiles, CKPT_DIR, LOG_FILE, type FinalLog } from './run-folder.js';
@@ -41,6 +42,8 @@ export interface LoraOptions extends MethodOptions {
   valSize?: number;
   /** also write the merged model to <out>/merged */
   merge?: boolean;
+  /** chat template for instruction records: preset or file, 'none' for Alpaca's prompt (default: the model's own, if any) */
+  chatTemplate?: string;
   method?: 'lora' | 'cpt+lora';
 }
 
@@ -77,7 +80,10 @@ export async function trainLora(o: LoraOptions): Promise<TrainRunResult> {
   if (cutoff < 2) throw new UserError('--cutoff must be at least 2');
 
   // data: records -> seeded train/validation split -> tokens with response-only labels
-  const records = readPromptRecords(o.data);
+  const tokDir = o.tokenizer ?? o.model;
+  const template = resolveChatTemplate(tokDir, o.chatTemplate);
+  const chat: ChatFormat | undefined = template ? { template, ...templateTokens(tokDir, tok) } : undefined;
+  const records = readPromptRecords(o.data, chat);
   const valSize = o.valSize ?? (records.length >= 40 ? Math.min(2000, Math.floor(records.length * 0.05)) : 0);
   const split = splitRecords(records, valSize, seed);
   const toEx = (r: (typeof records)[number]): Example => tokenizeRecord(r, tok, cutoff, o.trainOnInputs ?? false, o.eos ?? true);
@@ -129,7 +135,7 @@ export async function trainLora(o: LoraOptions): Promise<TrainRunResult> {
     weightsFile: ADAPTER_WEIGHTS,
     // with its adapter_config.json a checkpoint folder is itself a loadable PEFT adapter
     writeExtras: (dir) => fs.writeFileSync(path.join(dir, ADAPTER_CONFIG), JSON.stringify(adapterConfig(lora, baseModel), null, 2) + '\n'),
-    fingerprint: { method: 'lora', model: baseModel, data: path.resolve(o.data), lora, cutoff, trainOnInputs: o.trainOnInputs ?? false, eos: o.eos ?? true, valSize, trainRecords: trainEx.length },
+    fingerprint: { method: 'lora', model: baseModel, data: path.resolve(o.data), lora, cutoff, trainOnInputs: o.trainOnInputs ?? false, eos: o.eos ?? true, valSize, trainRecords: trainEx.length, ...(template ? { chatTemplate: template.template } : {}) },
   };
   // LoRA on a continued-pretrained model is the paper's CPT⇒LoRA
   const derived = sourceMethod(o.model) === 'cpt' ? 'cpt+lora' : 'lora';
@@ -137,7 +143,7 @@ export async function trainLora(o: LoraOptions): Promise<TrainRunResult> {
   const label = o.label ?? `${path.basename(path.resolve(o.model))}-${method}`;
   const header = {
     kind: 'train' as const, label, method, model: baseModel,
-    settings: { ...settings, lora, cutoff, data: path.resolve(o.data), trainRecords: trainEx.length, valRecords: valEx.length, droppedPastCutoff: dropped, epochs: o.maxSteps ? undefined : epochs },
+    settings: { ...settings, lora, cutoff, data: path.resolve(o.data), prompts: template ? `chat template (${template.source})` : 'alpaca', trainRecords: trainEx.length, valRecords: valEx.length, droppedPastCutoff: dropped, epochs: o.maxSteps ? undefined : epochs },
   };
   prepareOutput(out, o, inputs);
   const r = await train(task, settings, { label: `lora ${label}`, ckptRoot: path.join(out, CKPT_DIR), resume: o.resume ?? false, logFile: path.join(out, LOG_FILE), logHeader: header, stopAfter: o.stopAfter, onNan: o.onNan });

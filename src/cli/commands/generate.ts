@@ -1,43 +1,74 @@
 import type { Command } from 'commander';
 import { loadModel } from '../../io/model-folder.js';
 import { loadTokenizer } from '../../io/tokenizer.js';
+import { readGenerationDefaults, maxNewTokensFor } from '../../io/generation-config.js';
+import { resolveChatTemplate, renderChat, templateTokens, encodeRendered, CHAT_PRESETS, type ChatMessage } from '../../io/chat-template.js';
 import { LlamaRunner } from '../../model/llama.js';
 import { generate } from '../../model/generate.js';
+import { UserError } from '../../util/errors.js';
 import { int, float, printJson } from '../options.js';
+
+interface GenerateCli {
+  model: string; prompt: string; maxNewTokens?: number; temperature: number; topK?: number; topP?: number; seed: number; json?: boolean;
+  chat?: boolean; system?: string; chatTemplate?: string;
+}
 
 export function registerGenerate(program: Command): void {
   program.command('generate')
-    .description('generate text from a prompt (greedy at temperature 0, else sampled)')
+    .description('generate text from a prompt (greedy at temperature 0, else sampled); --chat for a chat model\'s reply')
     .requiredOption('--model <dir>', 'Hugging Face model folder')
-    .requiredOption('--prompt <text>', 'prompt text')
-    .option('--max-new-tokens <n>', 'tokens to generate', int('--max-new-tokens'), 128)
+    .requiredOption('--prompt <text>', 'prompt text (with --chat: the user\'s message)')
+    .option('--max-new-tokens <n>', 'tokens to generate (default: generation_config.json\'s max_new_tokens or max_length, else 128)', int('--max-new-tokens'))
     .option('--temperature <t>', 'sampling temperature (0 = greedy)', float('--temperature'), 0)
     .option('--top-k <k>', 'sample among the k most likely tokens', int('--top-k'))
     .option('--top-p <p>', 'nucleus sampling mass', float('--top-p'))
     .option('--seed <n>', 'sampling seed', int('--seed'), 0)
+    .option('--chat', 'render the prompt as a user turn with the model\'s chat template and print the reply')
+    .option('--system <text>', 'system message (with --chat)')
+    .option('--chat-template <name|file>', `chat template instead of the folder's (${Object.keys(CHAT_PRESETS).join(', ')}, or a .jinja file)`)
     .option('--json', 'print {prompt, text, tokens, tokens_per_s} as JSON')
-    .action(async (o: { model: string; prompt: string; maxNewTokens: number; temperature: number; topK?: number; topP?: number; seed: number; json?: boolean }) => {
+    .action(async (o: GenerateCli) => {
       const model = loadModel(o.model);
       const tok = loadTokenizer(o.model);
+      const defaults = readGenerationDefaults(o.model, tok);
+      let prompt: number[];
+      if (o.chat) {
+        const template = resolveChatTemplate(o.model, o.chatTemplate);
+        if (!template) throw new UserError(`${o.model} has no chat template (chat_template in tokenizer_config.json, or chat_template.jinja); pass --chat-template ${Object.keys(CHAT_PRESETS).join('|')}|FILE`);
+        const tokens = templateTokens(o.model, tok);
+        const messages: ChatMessage[] = [...(o.system !== undefined ? [{ role: 'system', content: o.system }] : []), { role: 'user', content: o.prompt }];
+        prompt = encodeRendered(tok, renderChat(template, messages, { ...tokens, addGenerationPrompt: true }), tokens.bosToken);
+      } else {
+        if (o.system !== undefined || o.chatTemplate !== undefined) throw new UserError('--system and --chat-template need --chat');
+        prompt = tok.encode(o.prompt, { addSpecialTokens: true });
+      }
+      const maxNewTokens = maxNewTokensFor(defaults, prompt.length, o.maxNewTokens);
       const run = new LlamaRunner(model);
-      const prompt = tok.encode(o.prompt, { addSpecialTokens: true });
-      const stop = tok.eosId !== null ? [tok.eosId] : [];
+      run.checkIds(Int32Array.from(prompt));
+      // The reply is what decoding prompt + reply adds to the decoded prompt (a chat reply without
+      // the space that follows "ASSISTANT:").
+      const base = tok.decode(prompt);
+      const replyText = (ids: number[]): string => {
+        const full = tok.decode([...prompt, ...ids]);
+        const text = full.startsWith(base) ? full.slice(base.length) : tok.decode(ids);
+        return o.chat ? text.trimStart() : text;
+      };
       let printed = '';
       const acc: number[] = [];
-      if (!o.json) process.stdout.write(o.prompt);
+      if (!o.json && !o.chat) process.stdout.write(o.prompt);
       const g = await generate(run, [prompt], {
-        maxNewTokens: o.maxNewTokens, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed, stopIds: stop,
+        maxNewTokens, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed, stopIds: defaults.eosIds,
         onToken: o.json ? undefined : (_s, t) => {
           // stream: print the newly decoded suffix
           acc.push(t[0]!);
-          const text = tok.decode([...prompt, ...acc]).slice(o.prompt.length);
+          const text = replyText(acc);
           process.stdout.write(text.slice(printed.length));
           printed = text;
         },
       });
-      const text = tok.decode([...prompt, ...g.tokens[0]!]).slice(o.prompt.length);
+      const text = replyText(g.tokens[0]!);
       const tps = g.tokens[0]!.length / (g.decodeMs / 1000);
-      if (o.json) printJson({ prompt: o.prompt, text, tokens: g.tokens[0]!.length, prefill_ms: g.prefillMs, tokens_per_s: tps });
+      if (o.json) printJson({ prompt: o.prompt, text, tokens: g.tokens[0]!.length, prompt_tokens: prompt.length, prefill_ms: g.prefillMs, tokens_per_s: tps });
       else process.stdout.write(`\n`), process.stderr.write(`[${g.tokens[0]!.length} tokens, ${tps.toFixed(1)} tokens/s]\n`);
     });
 }

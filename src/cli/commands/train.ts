@@ -10,6 +10,7 @@ import { parseTargets } from '../../train/peft.js';
 import { DECAYS, type Decay } from '../../train/schedule.js';
 import { NAN_POLICIES, type NanPolicy } from '../../train/trainer.js';
 import { int, float, oneOf, printJson } from '../options.js';
+import { CHAT_PRESETS } from '../../io/chat-template.js';
 
 const list = (v: string): string[] => v.split(',').filter((s) => s.trim() !== '');
 
@@ -21,7 +22,7 @@ interface CommonOpts {
 
 interface OptimOpts { epochs: number; maxSteps?: number; lr: number; batchSize: number; warmup?: number; decay: Decay; weightDecay: number; beta1: number; beta2: number }
 
-interface LoraCli { data: string; eos: boolean; r: number; alpha: number; dropout: number; targets: string[]; cutoff: number; trainOnInputs?: boolean; valSize?: number; merge?: boolean }
+interface LoraCli { data: string; eos: boolean; r: number; alpha: number; dropout: number; targets: string[]; cutoff: number; trainOnInputs?: boolean; valSize?: number; merge?: boolean; chatTemplate?: string }
 
 interface CptCli { data?: string[]; valData?: string; valDocs: number; valSeqs: number; seqLen: number; eos: boolean; shuffleBuffer: number }
 
@@ -29,7 +30,7 @@ function common(cmd: Command): Command {
   return cmd
     .requiredOption('--model <dir>', 'Hugging Face model folder (e.g. a pruned one; never modified)')
     .requiredOption('--out <dir>', 'run folder: result, train-log.json, checkpoints/')
-    .option('--tokenizer <dir>', 'folder with tokenizer.json (default: the model folder)')
+    .option('--tokenizer <dir>', 'folder with tokenizer.json or tokenizer.model (default: the model folder)')
     .option('--micro-batch <n>', 'rows per forward/backward (the batch is reached by accumulation)', int('--micro-batch'), 4)
     .option('--max-grad-norm <x>', 'clip the global gradient norm (0: off)', float('--max-grad-norm'), 1)
     .option('--min-lr-ratio <x>', 'decay floor as a fraction of --lr', float('--min-lr-ratio'))
@@ -70,7 +71,8 @@ function loraOpts(cmd: Command, dataFlag = '--data', eosFlag = '--no-eos'): Comm
     .option('--train-on-inputs', 'also train on the prompt tokens')
     .option(eosFlag, 'do not append EOS to each example')
     .option('--val-size <n>', 'records held out for validation (default 5%, at most 2000)', int('--val-size'))
-    .option('--merge', 'also write the merged model to <out>/merged');
+    .option('--merge', 'also write the merged model to <out>/merged')
+    .option('--chat-template <name|file|none>', `render instruction records with this chat template (${Object.keys(CHAT_PRESETS).join(', ')}, a .jinja file, or none for Alpaca's prompt; default: the model's own if it has one)`);
 }
 
 function cptOpts(cmd: Command, prefix = ''): Command {
@@ -93,7 +95,7 @@ function commonOf(o: CommonOpts) {
 
 function loraOf(o: LoraCli & OptimOpts): Omit<LoraOptions, 'model' | 'out'> {
   return {
-    data: o.data, eos: o.eos, r: o.r, alpha: o.alpha, dropout: o.dropout, targets: parseTargets(o.targets), cutoff: o.cutoff, trainOnInputs: o.trainOnInputs, valSize: o.valSize, merge: o.merge,
+    data: o.data, eos: o.eos, chatTemplate: o.chatTemplate, r: o.r, alpha: o.alpha, dropout: o.dropout, targets: parseTargets(o.targets), cutoff: o.cutoff, trainOnInputs: o.trainOnInputs, valSize: o.valSize, merge: o.merge,
     epochs: o.epochs, maxSteps: o.maxSteps, lr: o.lr, batchSize: o.batchSize, warmup: o.warmup, decay: o.decay, weightDecay: o.weightDecay, beta1: o.beta1, beta2: o.beta2,
   };
 }
@@ -154,7 +156,7 @@ export function registerTrain(program: Command): void {
     });
     const lora = loraOf({
       data: o['loraData'] as string, eos: o['loraEos'] as boolean, r: o['r'] as number, alpha: o['alpha'] as number, dropout: o['dropout'] as number, targets: o['targets'] as string[],
-      cutoff: o['cutoff'] as number, trainOnInputs: o['trainOnInputs'] as boolean | undefined, valSize: o['valSize'] as number | undefined, merge: o['merge'] as boolean | undefined, ...pick('lora'),
+      cutoff: o['cutoff'] as number, trainOnInputs: o['trainOnInputs'] as boolean | undefined, valSize: o['valSize'] as number | undefined, merge: o['merge'] as boolean | undefined, chatTemplate: o['chatTemplate'] as string | undefined, ...pick('lora'),
     });
     const r = await trainCptLora({ model: o.model, out: o.out, resume: o.resume, force: o.force, label: o.label, cpt: { ...c, ...cpt }, lora: { ...c, ...lora } });
     if (!r) return;

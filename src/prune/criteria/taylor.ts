@@ -1,41 +1,110 @@
 /**
- * Taylor+ (Shortened LLaMA): one forward/backward of the mean next-token loss over the whole
- * calibration set; a block's score is sum over its nine weight tensors of sum |W * dL/dW|.
- * Only block weight gradients are computed (embedding, head and norm gradients are skipped).
+ * Taylor+ (Shortened LLaMA): the gradient of the mean next-token loss over the whole calibration
+ * set; a block's score is the sum over its nine weight tensors of sum |W * dL/dW|.
+ *
+ * The score needs each block's summed |W * G|, not the gradients, so the backward runs block by
+ * block, last block first, over every calibration batch at once: each batch carries its gradient
+ * dL/dx at the current block boundary; block l's weight gradients are summed over the batches,
+ * reduced to the block's score and dropped before block l-1 starts. No full-model gradient and no
+ * f32 copy of the weights ever exists: the peak is the weights, one block's gradients (two with
+ * several batches) and the activations.
+ *
+ * Activations: kept from the forward when they fit in memory (the floor: one forward, one
+ * backward), else only each block's input is kept and the block's activations are recomputed
+ * just before its backward (one more forward; what a 7B model needs in 24 GB).
  */
-import { toF32 } from '../../engine/tensor.js';
-import { BLOCK_WEIGHT_NAMES, type BlockWeightName } from '../../model/weights.js';
-import type { LlamaRunner } from '../../model/llama.js';
-import type { CalibBatch } from '../calib-batch.js';
+import { rowsToF32, type Tensor } from '../../engine/tensor.js';
+import { BLOCK_WEIGHT_NAMES } from '../../model/weights.js';
+import { shiftTargets, type LlamaRunner, type BlockActs, type BlockGrads } from '../../model/llama.js';
+import { splitBatches, type CalibBatch } from '../calib-batch.js';
 import { ascendingOrder, type CriterionResult } from './types.js';
+import { taylorMemory } from '../../model/memory.js';
+import { availableBytes, totalBytes } from '../../util/memory.js';
 
-export async function taylorScores(run: LlamaRunner, batches: CalibBatch[], onProgress?: (done: number, total: number) => void): Promise<CriterionResult> {
+export interface TaylorOptions {
+  onProgress?: (done: number, total: number) => void;
+  /** recompute activations in the backward instead of keeping them (default: only when they do not fit) */
+  recompute?: boolean;
+}
+
+/** One calibration batch during the block-by-block backward. */
+interface BatchState {
+  b: CalibBatch;
+  /** dL/dx at the boundary above the next block to run backward */
+  dx: Float32Array;
+  /** kept activations per block, or (recompute) the input of each block */
+  acts: (BlockActs | null)[] | null;
+  inputs: (Float32Array | null)[] | null;
+}
+
+/** sum |W * G| over a weight (widened a chunk of rows at a time) and its f32 gradient. */
+function sumAbsProduct(W: Tensor, g: Float32Array): number {
+  const cols = W.shape[W.shape.length - 1]!, rows = W.data.length / cols;
+  const chunk = Math.max(1, Math.min(rows, Math.floor((1 << 20) / cols)));
+  const buf = new Float32Array(chunk * cols);
+  let s = 0;
+  for (let r0 = 0; r0 < rows; r0 += chunk) {
+    const n = Math.min(chunk, rows - r0);
+    const w = rowsToF32(W, r0, n, buf);
+    const o = r0 * cols;
+    for (let i = 0; i < n * cols; i++) s += Math.abs(w[i]! * g[o + i]!);
+  }
+  return s;
+}
+
+/** Calibration batches run in chunks of at most this many tokens (bounded activation heaps). */
+export const TAYLOR_CHUNK_TOKENS = 2048;
+
+export async function taylorScores(run: LlamaRunner, calibration: CalibBatch[], opts: TaylorOptions = {}): Promise<CriterionResult> {
   const L = run.config.numLayers;
-  // Gradient of the mean over ALL predictions = sum over batches of (count_b / total) * grad(mean_b).
+  const batches = splitBatches(calibration, TAYLOR_CHUNK_TOKENS);
+  const recompute = opts.recompute ?? totalBytes(taylorMemory(run.model, batches, false)) > availableBytes();
+  const steps = batches.length + L;
+  // Gradient of the mean over ALL predictions = sum over batches of (count_b / total) * grad(mean_b):
+  // each batch's head gradient is scaled once, and everything below it is linear in it.
   let total = 0;
   for (const b of batches) total += b.B * (b.T - 1);
-  const acc: Partial<Record<BlockWeightName, Float32Array>>[] = [...Array(L)].map(() => ({}));
-  for (let bi = 0; bi < batches.length; bi++) {
-    const b = batches[bi]!;
-    const res = await run.forward(b.ids, b.B, b.T, { keep: true });
-    const g = await run.backward(res, { blocks: true });
-    const wgt = res.count! / total;
-    for (let l = 0; l < L; l++) {
-      for (const n of BLOCK_WEIGHT_NAMES) {
-        const src = g.blocks[l]![n]!;
-        const dst = acc[l]![n] ?? (acc[l]![n] = new Float32Array(src.length));
-        for (let i = 0; i < src.length; i++) dst[i]! += wgt * src[i]!;
-      }
+
+  const states: BatchState[] = [];
+  for (const b of batches) {
+    let st: BatchState;
+    if (!recompute) {
+      const res = await run.forward(b.ids, b.B, b.T, { keep: true });
+      const s = res.saved!;
+      st = { b, dx: await run.headBackward(res, s.xFinal, s.xnF, s.rstdF, s.targets, s.lse), acts: s.acts, inputs: null };
+      scale(st.dx, res.count! / total);
+    } else {
+      const res = await run.forward(b.ids, b.B, b.T, { hidden: true });
+      const x = res.hidden![L]!;
+      const { xn, rstd } = run.finalNorm(x, b.B * b.T);
+      st = { b, dx: await run.headBackward(res, x, xn, rstd, shiftTargets(b.ids, b.B, b.T), undefined), acts: null, inputs: res.hidden! };
+      st.inputs![L] = null;
+      scale(st.dx, res.count! / total);
     }
-    onProgress?.(bi + 1, batches.length);
+    states.push(st);
+    opts.onProgress?.(states.length, steps);
   }
-  const perTensor = run.model.weights.blocks.map((blk, l) => BLOCK_WEIGHT_NAMES.map((n) => {
-    const w = toF32(blk[n]);
-    const g = acc[l]![n]!;
-    let s = 0;
-    for (let i = 0; i < w.length; i++) s += Math.abs(w[i]! * g[i]!);
-    return s;
-  }));
+
+  const perTensor: number[][] = new Array(L);
+  for (let l = L - 1; l >= 0; l--) {
+    let sum: BlockGrads | null = null;
+    for (const st of states) {
+      const { B, T } = st.b;
+      const acts = st.acts ? st.acts[l]! : (await run.block(l, st.inputs![l]!, B, T, 0, { keep: true })).acts!;
+      const r = await run.blockBackward(l, acts, st.dx, B, T, true);
+      st.dx = r.dx;
+      if (st.acts) st.acts[l] = null; else st.inputs![l] = null; // this block's activations are done with
+      if (!sum) sum = r.grads;
+      else for (const n of BLOCK_WEIGHT_NAMES) { const a = sum[n]!, g = r.grads[n]!; for (let i = 0; i < a.length; i++) a[i]! += g[i]!; }
+    }
+    const w = run.model.weights.blocks[l]!;
+    perTensor[l] = BLOCK_WEIGHT_NAMES.map((n) => sumAbsProduct(w[n], sum![n]!));
+    opts.onProgress?.(batches.length + (L - l), steps);
+  }
   const scores = perTensor.map((r) => r.reduce((a, c) => a + c, 0));
-  return { criterion: 'taylor', scores, order: ascendingOrder(scores), details: { perTensor, tensors: [...BLOCK_WEIGHT_NAMES] } };
+  return { criterion: 'taylor', scores, order: ascendingOrder(scores), details: { perTensor, tensors: [...BLOCK_WEIGHT_NAMES], recompute } };
+}
+
+function scale(a: Float32Array, s: number): void {
+  for (let i = 0; i < a.length; i++) a[i]! *= s;
 }

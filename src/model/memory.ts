@@ -1,0 +1,108 @@
+/**
+ * Peak-memory estimates of the engine's stages, from the config and the batch shapes alone (so a
+ * preflight can run before the weights are read). Each part mirrors what the code allocates:
+ *
+ *   weights      the model in its stored dtype (never widened as a whole)
+ *   runtime      Node, onnxruntime and the WebAssembly kernels' fixed share
+ *   workspace    the activation heap of one forward (llama.ts workspaceBytes; WebAssembly memory
+ *                never shrinks, so its largest size stays) and the widened-weight scratch (the
+ *                widest stacked weight in f32: gate|up)
+ *   activations  what blocks keep for their backward (BlockActs), or block inputs when recomputed
+ *   gradients    one block's f32 weight gradients (a second with several batches: their sum)
+ *   backward     one block's backward temporaries
+ *
+ * The constants were checked against measured peaks (npm run bench:scale).
+ */
+import type { LlamaConfig, LayerShape } from '../io/config.js';
+import type { LlamaModel } from './weights.js';
+import { namedParameters, blockShapes } from './weights.js';
+import type { MemoryEstimate } from '../util/memory.js';
+
+const F32 = 4;
+/** Node + onnxruntime-node + kernels, resident before any model is loaded (measured ~0.2 GB). */
+export const RUNTIME_BYTES = 300 * 2 ** 20;
+const HEAD_VOCAB_CHUNK = 4096;
+const HEAD_ROWS = 4096;
+
+/** The shape of a batch: rows × tokens. */
+export interface BatchShape { B: number; T: number }
+
+/** Bytes of the stored weights of a loaded model. */
+export function modelWeightBytes(model: LlamaModel): number {
+  return namedParameters(model).reduce((s, [, t]) => s + t.data.byteLength, 0);
+}
+
+/** Elements of block i's weight matrices and vectors. */
+function blockElements(cfg: LlamaConfig, i: number): number {
+  return Object.values(blockShapes(cfg, i)).reduce((s, shape) => s + shape!.reduce((a, d) => a * d, 1), 0);
+}
+
+/** f32 elements one block keeps for its backward over B×T tokens (BlockActs in llama.ts). */
+export function blockActsElements(cfg: LlamaConfig, l: LayerShape, b: BatchShape): number {
+  const N = b.B * b.T, H = cfg.hiddenSize, q = l.numHeads * cfg.headDim, kv = l.numKvHeads * cfg.headDim, I = l.intermediateSize;
+  // xIn xn1 xMid xn2, qh kh vh att, gate|up and act, rstd1/2, attention probabilities
+  return N * (4 * H + 2 * q + 2 * kv + 3 * I + 2) + b.B * l.numHeads * b.T * b.T;
+}
+
+/** f32 elements of one block's backward temporaries (dx copies, dAct, dGU, attention gradients). */
+function blockBackwardElements(cfg: LlamaConfig, l: LayerShape, b: BatchShape): number {
+  const N = b.B * b.T, H = cfg.hiddenSize, q = l.numHeads * cfg.headDim, kv = l.numKvHeads * cfg.headDim, I = l.intermediateSize;
+  return N * (3 * H + 3 * I + 4 * q + 4 * kv) + 2 * b.B * l.numHeads * b.T * b.T;
+}
+
+/** Activation heap of one forward (mirrors LlamaRunner.workspaceBytes) plus the widened-weight scratch. */
+function workspaceBytes(cfg: LlamaConfig, b: BatchShape, keep: boolean): number {
+  const N = b.B * b.T, H = cfg.hiddenSize;
+  let block = 0, widest = H, scratch = 0;
+  for (const l of cfg.layers) {
+    const q = l.numHeads * cfg.headDim, kv = l.numKvHeads * cfg.headDim, I = l.intermediateSize;
+    block = Math.max(block, N * (5 * H + q + 2 * kv + 3 * q + 3 * I + 2 * kv) + b.B * l.numHeads * b.T * b.T + 4 * N);
+    widest = Math.max(widest, 2 * I, l.numHeads * b.T);
+    scratch = Math.max(scratch, 2 * I * H, (q + 2 * kv) * H);
+  }
+  const head = N * H + Math.min(N, HEAD_ROWS) * Math.min(cfg.vocabSize, HEAD_VOCAB_CHUNK) + 4 * N;
+  const staging = (keep ? 3 : 1) * N * widest;
+  return F32 * (block + head + 2 * N * H + staging + scratch) + (1 << 20);
+}
+
+/** A forward without gradients (ppl, zero-shot, scoring by loss): weights plus one forward's working set. */
+export function forwardMemory(cfg: LlamaConfig, weightBytes: number, batch: BatchShape, hiddenStates = false): MemoryEstimate {
+  const N = batch.B * batch.T, H = cfg.hiddenSize;
+  return {
+    parts: {
+      weights: weightBytes, runtime: RUNTIME_BYTES, workspace: workspaceBytes(cfg, batch, false),
+      ...(hiddenStates ? { 'hidden states': F32 * (cfg.numLayers + 1) * N * H } : {}),
+    },
+    lower: '--batch-size or --seq-len',
+  };
+}
+
+/**
+ * Taylor+ (criteria/taylor.ts): with `recompute`, block inputs are kept and one block's
+ * activations at a time; otherwise every block's activations from the forward.
+ */
+export function taylorMemoryFor(cfg: LlamaConfig, weightBytes: number, batches: BatchShape[], recompute: boolean): MemoryEstimate {
+  const H = cfg.hiddenSize;
+  let acts = 0, inputs = 0, backward = 0, dx = 0, workspace = 0;
+  for (const b of batches) {
+    const N = b.B * b.T;
+    const perBlock = cfg.layers.map((l) => blockActsElements(cfg, l, b));
+    acts += recompute ? Math.max(...perBlock) : perBlock.reduce((a, c) => a + c, 0);
+    inputs += recompute ? (cfg.numLayers + 1) * N * H : 0;
+    dx += 2 * N * H;
+    backward = Math.max(backward, ...cfg.layers.map((l) => blockBackwardElements(cfg, l, b)));
+    workspace = Math.max(workspace, workspaceBytes(cfg, b, true));
+  }
+  const grads = Math.max(...cfg.layers.map((_, i) => blockElements(cfg, i))) * (batches.length > 1 ? 2 : 1);
+  return {
+    parts: {
+      weights: weightBytes, runtime: RUNTIME_BYTES, workspace,
+      activations: F32 * (acts + inputs + dx), gradients: F32 * grads, backward: F32 * backward,
+    },
+    lower: '--n or --seq-len',
+  };
+}
+
+export function taylorMemory(model: LlamaModel, batches: BatchShape[], recompute: boolean): MemoryEstimate {
+  return taylorMemoryFor(model.config, modelWeightBytes(model), batches, recompute);
+}
