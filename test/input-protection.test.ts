@@ -15,6 +15,7 @@ import { firstNonFinite } from '../src/engine/finite.js';
 import { checkScores } from '../src/prune/pipeline.js';
 import { OUTPUT_MARKER } from '../src/io/output-guard.js';
 import { UserError } from '../src/util/errors.js';
+import { parseBytes } from '../src/util/memory.js';
 import { tmpDir, tinyModelDir, writeText } from './train-helpers.js';
 
 const BIN = projectDir('bin', 'shorten.js');
@@ -229,5 +230,73 @@ test('case 4: --blocks with a repeat or out of order is refused with the list th
   expectOneLineError(['prune', '--model', m, '--blocks', '1,1,1', '--out', path.join(dir, 'p')], /--blocks 1,1,1 names block 1 more than once; did you mean --blocks 1\?/);
   expectOneLineError(['prune', '--model', m, '--blocks', '1,0', '--out', path.join(dir, 'p')], /--blocks 1,0 is not in ascending order; did you mean --blocks 0,1\?/);
   assert.ok(!fs.existsSync(path.join(dir, 'p')));
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** A Llama-2-7B-shaped folder whose weights are a sparse file: real headers and sizes, no disk used. */
+function sparse7b(dir: string): string {
+  fs.mkdirSync(dir, { recursive: true });
+  const cfg = {
+    architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: 4096, intermediate_size: 11008, num_hidden_layers: 32,
+    num_attention_heads: 32, num_key_value_heads: 32, vocab_size: 32000, rms_norm_eps: 1e-5, max_position_embeddings: 4096, torch_dtype: 'bfloat16',
+  };
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(cfg));
+  const shapes: [string, number[]][] = [['model.embed_tokens.weight', [32000, 4096]], ['model.norm.weight', [4096]], ['lm_head.weight', [32000, 4096]]];
+  for (let i = 0; i < 32; i++) {
+    const p = `model.layers.${i}.`;
+    shapes.push([`${p}self_attn.q_proj.weight`, [4096, 4096]], [`${p}self_attn.k_proj.weight`, [4096, 4096]], [`${p}self_attn.v_proj.weight`, [4096, 4096]],
+      [`${p}self_attn.o_proj.weight`, [4096, 4096]], [`${p}mlp.gate_proj.weight`, [11008, 4096]], [`${p}mlp.up_proj.weight`, [11008, 4096]],
+      [`${p}mlp.down_proj.weight`, [4096, 11008]], [`${p}input_layernorm.weight`, [4096]], [`${p}post_attention_layernorm.weight`, [4096]]);
+  }
+  const header: Record<string, unknown> = {};
+  let off = 0;
+  for (const [name, shape] of shapes) {
+    const bytes = 2 * shape.reduce((a, d) => a * d, 1);
+    header[name] = { dtype: 'BF16', shape, data_offsets: [off, off + bytes] };
+    off += bytes;
+  }
+  const json = Buffer.from(JSON.stringify(header));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  const file = path.join(dir, 'model.safetensors');
+  fs.writeFileSync(file, Buffer.concat([len, json]));
+  fs.truncateSync(file, 8 + json.length + off); // sparse: 13.5 GB that take no space
+  fs.writeFileSync(path.join(dir, 'ids.json'), JSON.stringify({ input_ids: [...Array(64)].map(() => [...Array(2048)].map((_, t) => (t * 7) % 32000)) }));
+  return dir;
+}
+
+test('case 5: taylor on a 7B model with 64x2048 calibration tokens is refused within seconds, with the estimate, what is available and what lowers it', () => {
+  const dir = tmpDir('oom-');
+  const m = sparse7b(path.join(dir, '7b'));
+  const t0 = performance.now();
+  for (const cmd of [['score', '--model', m, '--criterion', 'taylor', '--calib-ids', path.join(m, 'ids.json')],
+    ['prune', '--model', m, '--criterion', 'taylor', '--calib-ids', path.join(m, 'ids.json'), '--remove', '4', '--out', path.join(dir, 'pruned')]]) {
+    const line = expectOneLineError(cmd, /^error: score --criterion taylor needs about \d+\.\d GiB of memory \(.*weights 12\.6 GiB.*\), \d+\.\d GiB is available; lower --n or --seq-len/);
+    const need = Number(/needs about (\d+\.\d) GiB/.exec(line)![1]);
+    assert.ok(need > 24, `the estimate (${need} GiB) exceeds a 24 GB machine`);
+  }
+  assert.ok(performance.now() - t0 < 20_000, 'refused within seconds (no weights read)');
+  assert.ok(!fs.existsSync(path.join(dir, 'pruned')));
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('case 5: the preflight plans for the memory it is told of (SHORTENED_MEMORY_LIMIT), and a run that fits is not refused', () => {
+  const dir = tmpDir('limit-');
+  const m = tinyModelDir(path.join(dir, 'M'));
+  const ids = path.join(dir, 'ids.json');
+  fs.writeFileSync(ids, JSON.stringify({ input_ids: [[1, 5, 9, 33, 2, 7, 8, 100]] }));
+  const run = (env: Record<string, string>, args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, SHORTENED_QUIET: '1', ...env } });
+  for (const args of [['ppl', '--model', m, '--ids', ids], ['score', '--model', m, '--criterion', 'taylor', '--calib-ids', ids]]) {
+    const r = run({ SHORTENED_MEMORY_LIMIT: '64M' }, args);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /^error: (ppl|score --criterion taylor) needs about 0\.\d GiB of memory \(runtime 0\.3 GiB.*\), 0\.1 GiB is available; lower .*\n$/);
+    assert.equal(run({ SHORTENED_MEMORY_LIMIT: '64M', SHORTENED_NO_PREFLIGHT: '1' }, args).status, 0);
+    assert.equal(run({ SHORTENED_MEMORY_LIMIT: '2G' }, args).status, 0);
+  }
+  assert.equal(parseBytes('24G'), 24 * 2 ** 30);
+  assert.equal(parseBytes('512m'), 512 * 2 ** 20);
+  assert.equal(parseBytes('1.5GiB'), 1.5 * 2 ** 30);
+  assert.equal(parseBytes('1000'), 1000);
+  assert.throws(() => parseBytes('lots'), UserError);
   fs.rmSync(dir, { recursive: true, force: true });
 });

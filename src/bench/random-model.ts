@@ -17,7 +17,7 @@ export const TINYLLAMA_CONFIG: Record<string, unknown> = {
   bos_token_id: 1, eos_token_id: 2, torch_dtype: 'bfloat16',
 };
 
-function randomTensor(shape: number[], dtype: DType, rng: () => number, std: number, mean = 0): Tensor {
+export function randomTensor(shape: number[], dtype: DType, rng: () => number, std: number, mean = 0): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
   if (dtype === 'f32') {
     const d = new Float32Array(n);

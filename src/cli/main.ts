@@ -2,6 +2,7 @@
  * `shorten`: the command-line entry. Every user-facing failure prints one line on stderr and exits
  * non-zero; set SHORTENED_DEBUG=1 to see stack traces.
  */
+import fs from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { UserError } from '../util/errors.js';
 import { registerGenerate } from './commands/generate.js';
@@ -13,6 +14,10 @@ import { registerBench } from './commands/bench.js';
 import { registerTrain } from './commands/train.js';
 import { registerEval } from './commands/eval.js';
 import { registerReport } from './commands/report.js';
+
+// SHORTENED_PEAK_FILE: write this process's peak resident memory there at exit (bench:scale reads it)
+const peakFile = process.env['SHORTENED_PEAK_FILE'];
+if (peakFile) process.on('exit', () => fs.writeFileSync(peakFile, JSON.stringify({ peakRssBytes: process.resourceUsage().maxRSS * 1024 }) + '\n'));
 
 const program = new Command();
 program.name('shorten').description('Depth pruning for LLaMA-family models (Shortened LLaMA)').version('0.1.0')

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../util/errors.js';
-import { parseConfig, LAYER_SHAPES_KEY } from './config.js';
+import { parseConfig, LAYER_SHAPES_KEY, type LlamaConfig } from './config.js';
 import { checkReplaceable, guardOutput, writeOutputMarker } from './output-guard.js';
 import { readSafetensorsHeader, readSafetensors, asWeight, writeSafetensors } from './safetensors.js';
 import type { Tensor } from '../engine/tensor.js';
@@ -69,7 +69,19 @@ function weightFiles(dir: string): Map<string, string> {
   return where;
 }
 
-export function loadModel(dir: string): LlamaModel {
+/** A model folder checked against its config without reading any weight data. */
+export interface ModelInspection {
+  config: LlamaConfig;
+  rawConfig: Record<string, unknown>;
+  /** the tensors the config needs, with their shapes, and where each lives */
+  need: Map<string, number[]>;
+  where: Map<string, string>;
+  /** bytes of the needed tensors as stored */
+  weightBytes: number;
+}
+
+/** Read config.json and every shard's header, and check that they describe the same model. */
+export function inspectModel(dir: string): ModelInspection {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UserError(`model folder not found: ${dir}`);
   const rawConfig = readJson(path.join(dir, 'config.json'), 'config.json');
   const config = parseConfig(rawConfig);
@@ -85,6 +97,7 @@ export function loadModel(dir: string): LlamaModel {
   for (let i = 0; i < config.numLayers; i++) {
     for (const [n, shape] of Object.entries(blockShapes(config, i))) need.set(hfBlockName(i, n as BlockWeightName), shape);
   }
+  let weightBytes = 0;
   for (const [name, shape] of need) {
     const file = where.get(name);
     const e = file ? headers.get(file)!.tensors.get(name) : undefined;
@@ -92,12 +105,18 @@ export function loadModel(dir: string): LlamaModel {
     if (e.shape.length !== shape.length || e.shape.some((d, k) => d !== shape[k])) {
       throw new UserError(`weights do not match config.json: '${name}' has shape [${e.shape}], config implies [${shape}]`);
     }
+    weightBytes += e.end - e.begin;
   }
   for (const name of where.keys()) {
     if (!need.has(name) && !name.endsWith('rotary_emb.inv_freq') && !(config.tieWordEmbeddings && name === 'lm_head.weight')) {
       throw new UserError(`weights do not match config.json: unexpected tensor '${name}'`);
     }
   }
+  return { config, rawConfig, need, where, weightBytes };
+}
+
+export function loadModel(dir: string): LlamaModel {
+  const { config, rawConfig, need, where } = inspectModel(dir);
   const tensors = new Map<string, Tensor>();
   const byFile = new Map<string, string[]>();
   for (const name of need.keys()) {

@@ -2,7 +2,9 @@
  * Score → select → cut → save: the depth-pruning pipeline behind `shorten score` and `shorten prune`.
  */
 import path from 'node:path';
-import { loadModel, saveModel } from '../io/model-folder.js';
+import { loadModel, saveModel, inspectModel } from '../io/model-folder.js';
+import { preflight } from '../util/memory.js';
+import { criterionMemory } from './memory.js';
 import { loadTokenizer } from '../io/tokenizer.js';
 import { countParams } from '../io/config.js';
 import { LlamaRunner } from '../model/llama.js';
@@ -26,6 +28,8 @@ export interface CalibSource {
   n?: number;
   seqLen?: number;
   seed?: number;
+  /** taylor: recompute activations in the backward (less memory, one more forward); default: only when they do not fit */
+  recompute?: boolean;
 }
 
 export interface CalibrationSet {
@@ -53,15 +57,17 @@ export interface ScoreRun {
 }
 
 export async function scoreModelDir(modelDir: string, criterion: CriterionName, calib: CalibSource, sel: Selection = {}): Promise<ScoreRun> {
+  const shape = inspectModel(modelDir);
+  const cs = needsCalibration(criterion) ? calibrationSet(modelDir, calib) : null;
+  preflight(`score --criterion ${criterion}`, criterionMemory(criterion, shape.config, shape.weightBytes, cs?.batches ?? [], calib.recompute));
   const model = loadModel(modelDir);
   const run = new LlamaRunner(model);
-  const cs = needsCalibration(criterion) ? calibrationSet(modelDir, calib) : null;
   const prot = protectedBlocks(model.config.numLayers, sel.protect ?? [4, 2]);
   // angular picks a span of the requested size; sleb iterates only as far as needed
   const n = sel.blocks ? undefined : (sel.remove ?? (sel.ratio !== undefined && !sel.params ? removalCount(model.config, sel, []) : undefined));
   const t0 = performance.now();
   const result = await scoreBlocks(run, criterion, cs?.batches ?? [], {
-    blocksToRemove: n, protectedBlocks: prot, onProgress: progressCallback(`score ${criterion}`, 'steps'),
+    blocksToRemove: n, protectedBlocks: prot, onProgress: progressCallback(`score ${criterion}`, 'steps'), recompute: calib.recompute,
   });
   checkScores(result);
   return { model, result, calibration: cs?.settings ?? null, seconds: (performance.now() - t0) / 1000 };

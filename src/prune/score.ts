@@ -22,11 +22,13 @@ export interface ScoreOptions {
   onProgress?: (done: number, total: number) => void;
   /** sleb: blocks it may not remove (the "+" heuristic) */
   protectedBlocks?: Set<number>;
+  /** taylor: recompute activations in the backward (default: only when keeping them does not fit) */
+  recompute?: boolean;
 }
 
 export async function scoreBlocks(run: LlamaRunner, criterion: CriterionName, batches: CalibBatch[], opts: ScoreOptions = {}): Promise<CriterionResult> {
   switch (criterion) {
-    case 'taylor': return taylorScores(run, batches, { onProgress: opts.onProgress });
+    case 'taylor': return taylorScores(run, batches, { onProgress: opts.onProgress, recompute: opts.recompute });
     case 'magnitude': return magnitudeScores(run.model);
     case 'ppl': return pplScores(run, batches, opts.onProgress);
     case 'bi': return blockInfluence(run, batches);

@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
-import { loadModel } from '../../io/model-folder.js';
+import { loadModel, inspectModel } from '../../io/model-folder.js';
+import { forwardMemory } from '../../model/memory.js';
+import { preflight } from '../../util/memory.js';
 import { loadTokenizer } from '../../io/tokenizer.js';
 import { LlamaRunner } from '../../model/llama.js';
 import { perplexity, pplWindows, readLines, type BosMode } from '../../eval/ppl.js';
@@ -20,8 +22,11 @@ export function registerPpl(program: Command): void {
     .option('--json', 'print {"ppl", "nll", "tokens"} as JSON')
     .action(async (o: { model: string; text?: string; ids?: string; seqLen: number; bos: BosMode; batchSize: number; json?: boolean }) => {
       if (!o.text === !o.ids) throw new UserError('give exactly one of --text FILE or --ids FILE');
-      const model = loadModel(o.model);
+      const shape = inspectModel(o.model);
       const rows = o.ids ? readIdsFile(o.ids) : pplWindows(readLines(o.text!), loadTokenizer(o.model), o.seqLen, o.bos);
+      const T = Math.max(...rows.map((r) => r.length));
+      preflight('ppl', forwardMemory(shape.config, shape.weightBytes, { B: Math.min(o.batchSize, rows.length), T }));
+      const model = loadModel(o.model);
       const run = new LlamaRunner(model);
       run.checkIds(Int32Array.from(rows.flat()));
       const r = await perplexity(run, rows, o.batchSize, progressCallback('ppl', 'windows'));

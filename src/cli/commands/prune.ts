@@ -8,7 +8,7 @@ import { UserError } from '../../util/errors.js';
 import { guardOutput } from '../../io/output-guard.js';
 import { int, float, intList, printJson } from '../options.js';
 
-interface CalibOpts { data?: string; calibIds?: string; n: number; seqLen: number; seed: number }
+interface CalibOpts { data?: string; calibIds?: string; n: number; seqLen: number; seed: number; recompute?: boolean }
 interface SelOpts { remove?: number; ratio?: number; params?: boolean; blocks?: number[]; plus: boolean; protect?: number[] }
 
 function withCalibration(cmd: Command): Command {
@@ -17,7 +17,8 @@ function withCalibration(cmd: Command): Command {
     .option('--calib-ids <file>', 'calibration token rows {"input_ids": [[...]]}, used as they are')
     .option('--n <n>', 'calibration samples', int('--n'), 10)
     .option('--seq-len <n>', 'tokens per calibration sample', int('--seq-len'), 128)
-    .option('--seed <n>', 'sampling seed', int('--seed'), 1234);
+    .option('--seed <n>', 'sampling seed', int('--seed'), 1234)
+    .option('--recompute', 'taylor: recompute activations in the backward (less memory, one more forward; default: only when keeping them does not fit)');
 }
 
 function withSelection(cmd: Command): Command {
@@ -32,7 +33,7 @@ function withSelection(cmd: Command): Command {
 
 function calibSource(o: CalibOpts): CalibSource {
   if (o.data && o.calibIds) throw new UserError('give at most one of --data and --calib-ids');
-  return { data: o.data, ids: o.calibIds, n: o.n, seqLen: o.seqLen, seed: o.seed };
+  return { data: o.data, ids: o.calibIds, n: o.n, seqLen: o.seqLen, seed: o.seed, ...(o.recompute ? { recompute: true } : {}) };
 }
 
 function selection(o: SelOpts): Selection {

@@ -1,0 +1,133 @@
+/**
+ * Real model sizes: peak memory and wall time of each stage as its own `shorten` process, next to
+ * the preflight's estimate for it, on a random bf16 model of a real shape written to disk once
+ * (sharded as the hub shards it, tensor by tensor: the whole model is never in memory here).
+ *
+ *   npm run bench:scale -- --shape tinyllama|llama2-7b|llama3-8b [--stages ppl,magnitude,taylor,...]
+ *                          [--n 10] [--seq-len 128] [--recompute]
+ *
+ * Stages: ppl (load + perplexity of 2x128 ids), magnitude, bi, ppl-criterion, taylor, prune (surgery
+ * of 25% of the blocks). Peaks are the kernel's maxRSS of each process; estimates come from the same
+ * functions the preflight uses. Prints a Markdown table.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { parseConfig, type LlamaConfig } from '../src/io/config.js';
+import { writeSafetensors } from '../src/io/safetensors.js';
+import { writeOutputMarker } from '../src/io/output-guard.js';
+import { randomTensor, TINYLLAMA_CONFIG } from '../src/bench/random-model.js';
+import { blockShapes, hfBlockName, type BlockWeightName } from '../src/model/weights.js';
+import { forwardMemory, RUNTIME_BYTES } from '../src/model/memory.js';
+import { criterionMemory } from '../src/prune/memory.js';
+import { batchesFromRows } from '../src/prune/calib-batch.js';
+import type { CriterionName } from '../src/prune/score.js';
+import { totalBytes, type MemoryEstimate } from '../src/util/memory.js';
+import { projectDir } from '../src/util/shared.js';
+import { argString, argNumber, argFlag } from '../src/util/args.js';
+import { mulberry32 } from '../src/util/rng.js';
+
+const SHAPES: Record<string, Record<string, unknown>> = {
+  tinyllama: TINYLLAMA_CONFIG,
+  'llama2-7b': { ...TINYLLAMA_CONFIG, hidden_size: 4096, intermediate_size: 11008, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 32, max_position_embeddings: 4096 },
+  'llama3-8b': { ...TINYLLAMA_CONFIG, hidden_size: 4096, intermediate_size: 14336, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 8,
+    vocab_size: 128256, rope_theta: 500000, max_position_embeddings: 8192, bos_token_id: 128000, eos_token_id: 128001 },
+};
+
+const shapeName = argString('shape', 'tinyllama');
+const raw = SHAPES[shapeName];
+if (!raw) throw new Error(`--shape must be one of ${Object.keys(SHAPES).join(', ')}`);
+const cfg = parseConfig(raw);
+const n = argNumber('n', 10), seqLen = argNumber('seq-len', 128);
+const stages = argString('stages', 'ppl,magnitude,bi,ppl-criterion,taylor,prune').split(',');
+const recompute = argFlag('recompute');
+const root = projectDir('runs', 'scale', shapeName);
+const modelDir = path.join(root, 'model');
+const G = 2 ** 30;
+
+/** Write the random model shard by shard (5 GB shards, as save_pretrained), once. */
+function writeModel(c: LlamaConfig): void {
+  const names: [string, number[], boolean][] = [['model.embed_tokens.weight', [c.vocabSize, c.hiddenSize], false]];
+  for (let i = 0; i < c.numLayers; i++) {
+    for (const [nm, shape] of Object.entries(blockShapes(c, i))) names.push([hfBlockName(i, nm as BlockWeightName), shape!, nm.endsWith('Norm')]);
+  }
+  names.push(['model.norm.weight', [c.hiddenSize], true], ['lm_head.weight', [c.vocabSize, c.hiddenSize], false]);
+  const shards: (typeof names)[] = [[]];
+  let size = 0;
+  for (const t of names) {
+    const b = 2 * t[1].reduce((a, d) => a * d, 1);
+    if (size > 0 && size + b > 5e9) { shards.push([]); size = 0; }
+    shards[shards.length - 1]!.push(t);
+    size += b;
+  }
+  const tmp = `${modelDir}.tmp-${process.pid}`;
+  fs.mkdirSync(tmp, { recursive: true });
+  const rng = mulberry32(1);
+  const weightMap: Record<string, string> = {};
+  let total = 0;
+  shards.forEach((s, k) => {
+    const file = `model-${String(k + 1).padStart(5, '0')}-of-${String(shards.length).padStart(5, '0')}.safetensors`;
+    const tensors = s.map(([name, shape, norm]) => [name, randomTensor(shape, 'bf16', rng, norm ? 0.1 : 0.02, norm ? 1 : 0)] as const);
+    writeSafetensors(path.join(tmp, file), tensors.map(([a, t]) => [a, t]));
+    for (const [name, t] of tensors) { weightMap[name] = file; total += t.data.byteLength; }
+    console.log(`  wrote ${file} (${k + 1}/${shards.length})`);
+  });
+  fs.writeFileSync(path.join(tmp, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2));
+  fs.writeFileSync(path.join(tmp, 'config.json'), JSON.stringify({ ...raw, torch_dtype: 'bfloat16' }, null, 2));
+  writeOutputMarker(tmp);
+  fs.renameSync(tmp, modelDir);
+}
+
+if (!fs.existsSync(modelDir)) {
+  console.log(`writing a random ${shapeName} model to ${path.relative(process.cwd(), modelDir)} ...`);
+  writeModel(cfg);
+}
+const weightBytes = JSON.parse(fs.readFileSync(path.join(modelDir, 'model.safetensors.index.json'), 'utf8')).metadata.total_size as number;
+
+const rng = mulberry32(7);
+const rows = (r: number, t: number) => [...Array(r)].map(() => [...Array(t)].map(() => 3 + Math.floor(rng() * (cfg.vocabSize - 3))));
+const calibFile = path.join(root, `calib-${n}x${seqLen}.json`);
+fs.writeFileSync(calibFile, JSON.stringify({ input_ids: rows(n, seqLen) }));
+const pplFile = path.join(root, 'ppl-2x128.json');
+fs.writeFileSync(pplFile, JSON.stringify({ input_ids: rows(2, 128) }));
+const calib = batchesFromRows(JSON.parse(fs.readFileSync(calibFile, 'utf8')).input_ids);
+
+interface Stage { args: string[]; estimate: MemoryEstimate }
+const score = (c: CriterionName): Stage => ({
+  args: ['score', '--model', modelDir, '--criterion', c, '--calib-ids', calibFile, '--json', ...(recompute && c === 'taylor' ? ['--recompute'] : [])],
+  estimate: criterionMemory(c, cfg, weightBytes, calib, c === 'taylor' && recompute ? true : undefined),
+});
+const STAGES: Record<string, () => Stage> = {
+  ppl: () => ({ args: ['ppl', '--model', modelDir, '--ids', pplFile, '--json'], estimate: forwardMemory(cfg, weightBytes, { B: 2, T: 128 }) }),
+  magnitude: () => score('magnitude'),
+  bi: () => score('bi'),
+  'ppl-criterion': () => score('ppl'),
+  taylor: () => score('taylor'),
+  prune: () => {
+    const out = path.join(root, 'pruned');
+    fs.rmSync(out, { recursive: true, force: true });
+    const k = Math.round(cfg.numLayers / 4);
+    const blocks = [...Array(k).keys()].map((i) => cfg.numLayers - 3 - i).sort((a, b) => a - b);
+    return { args: ['prune', '--model', modelDir, '--blocks', blocks.join(','), '--out', out, '--json'], estimate: { parts: { weights: weightBytes, runtime: RUNTIME_BYTES }, lower: '' } };
+  },
+};
+
+const table: string[] = [`| stage | wall s | peak RSS GiB | estimate GiB | estimate / peak |`, `|---|---:|---:|---:|---:|`];
+console.log(`${shapeName}: ${(weightBytes / G).toFixed(2)} GiB of bf16 weights, calibration ${n}x${seqLen}${recompute ? ', taylor --recompute' : ''}`);
+for (const name of stages) {
+  const mk = STAGES[name];
+  if (!mk) throw new Error(`unknown stage ${name} (known: ${Object.keys(STAGES).join(', ')})`);
+  const st = mk();
+  const peakFile = path.join(root, `peak-${name}.json`);
+  fs.rmSync(peakFile, { force: true });
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, [projectDir('bin', 'shorten.js'), ...st.args], { encoding: 'utf8', env: { ...process.env, SHORTENED_QUIET: '1', SHORTENED_PEAK_FILE: peakFile } });
+  const wall = (performance.now() - t0) / 1000;
+  if (r.status !== 0) { console.log(`${name}: exit ${r.status}: ${r.stderr.trim()}`); table.push(`| ${name} | ${wall.toFixed(0)} | failed: ${r.stderr.trim().slice(0, 80)} | | |`); continue; }
+  const peak = (JSON.parse(fs.readFileSync(peakFile, 'utf8')) as { peakRssBytes: number }).peakRssBytes;
+  const est = totalBytes(st.estimate);
+  const row = `| ${name} | ${wall.toFixed(0)} | ${(peak / G).toFixed(2)} | ${(est / G).toFixed(2)} | ${(est / peak).toFixed(2)} |`;
+  console.log(row);
+  table.push(row);
+}
+console.log(`\n${table.join('\n')}`);
