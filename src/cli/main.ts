@@ -13,6 +13,7 @@ import { registerBench } from './commands/bench.js';
 import { registerTrain } from './commands/train.js';
 import { registerEval } from './commands/eval.js';
 import { registerReport } from './commands/report.js';
+import { registerExport } from './commands/export.js';
 
 const program = new Command();
 program.name('shorten').description('Depth pruning for LLaMA-family models (Shortened LLaMA)').version('0.1.0')
@@ -27,6 +28,7 @@ registerBench(program);
 registerTrain(program);
 registerEval(program);
 registerReport(program);
+registerExport(program);
 
 function fail(e: unknown): never {
   if (process.env['SHORTENED_DEBUG'] === '1') console.error(e);
