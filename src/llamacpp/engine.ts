@@ -29,7 +29,7 @@ type EvalItem = Parameters<LlamaSequence['controlledEvaluate']>[0][number];
 export interface LlamaCppOptions {
   /** tokens a sequence holds (default: the model's training context) */
   contextSize?: number;
-  /** float32 KV cache (default f16, llama.cpp's own default); f32 for exact comparisons */
+  /** float32 KV cache and attention (default: llama.cpp's own, an f16 cache and flash attention); for exact comparisons */
   f32Cache?: boolean;
   /** threads (default: llama.cpp's choice, all cores) */
   threads?: number;
@@ -72,7 +72,8 @@ export class LlamaCppEngine implements LoglikelihoodScorer, RowNll {
       c = await this.model.createContext({
         sequences, contextSize, batchSize: Math.max(contextSize, sequences),
         ...(this.opts.threads ? { threads: this.opts.threads } : {}),
-        ...(this.opts.f32Cache ? { experimentalKvCacheKeyType: 'F32' as const, experimentalKvCacheValueType: 'F32' as const } : {}),
+        // float32 cache and no flash attention (whose CPU path rounds through f16): float32 arithmetic throughout
+        ...(this.opts.f32Cache ? { experimentalKvCacheKeyType: 'F32' as const, experimentalKvCacheValueType: 'F32' as const, flashAttention: false } : {}),
       });
       this.contexts.set(key, c);
     }
