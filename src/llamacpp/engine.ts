@@ -70,7 +70,8 @@ export class LlamaCppEngine implements LoglikelihoodScorer, RowNll {
     let c = this.contexts.get(key);
     if (!c) {
       c = await this.model.createContext({
-        sequences, contextSize, batchSize: Math.max(contextSize, sequences),
+        // one token of headroom: node-llama-cpp shifts (drops the start of) a sequence that fills its context
+        sequences, contextSize: contextSize + 1, batchSize: Math.max(contextSize + 1, sequences),
         ...(this.opts.threads ? { threads: this.opts.threads } : {}),
         // float32 cache and no flash attention (whose CPU path rounds through f16): float32 arithmetic throughout
         ...(this.opts.f32Cache ? { experimentalKvCacheKeyType: 'F32' as const, experimentalKvCacheValueType: 'F32' as const, flashAttention: false } : {}),
