@@ -300,3 +300,19 @@ test('case 5: the preflight plans for the memory it is told of (SHORTENED_MEMORY
   assert.throws(() => parseBytes('lots'), UserError);
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('case 1: export gguf never writes into the model folder, and --force replaces only an earlier GGUF', () => {
+  const dir = tmpDir('guard-gguf-');
+  const m = userModel(path.join(dir, 'M'));
+  const before = snapshot(m);
+  expectOneLineError(['export', 'gguf', '--model', m, '--out', path.join(m, 'model.gguf'), '--force'], /is inside the input/);
+  const notGguf = path.join(dir, 'notes.txt');
+  fs.writeFileSync(notGguf, 'my notes');
+  expectOneLineError(['export', 'gguf', '--model', m, '--out', notGguf, '--force'], /is not a GGUF file: --force only replaces earlier exports/);
+  assert.equal(fs.readFileSync(notGguf, 'utf8'), 'my notes');
+  const out = path.join(dir, 'm.gguf');
+  assert.equal(shorten(['export', 'gguf', '--model', m, '--out', out]).code, 0);
+  assert.equal(shorten(['export', 'gguf', '--model', m, '--out', out, '--force']).code, 0);
+  assert.deepEqual(snapshot(m), before);
+  fs.rmSync(dir, { recursive: true, force: true });
+});

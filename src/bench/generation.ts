@@ -132,22 +132,38 @@ export function warnLength(run: LlamaRunner, s: GenBenchSettings): void {
   if (s.promptLen + s.newTokens > max) process.stderr.write(`bench: prompt + new tokens (${s.promptLen + s.newTokens}) exceed max_position_embeddings ${max}; timing them anyway\n`);
 }
 
+/** What the benchmark times: our engine by default, or another one (llama.cpp) behind the same calls. */
+export interface GenerationTarget {
+  vocabSize: number;
+  maxPositionEmbeddings: number;
+  params: number;
+  time(prompt: number[], B: number, newTokens: number): Promise<GenRun>;
+}
+
+export function runnerTarget(run: LlamaRunner): GenerationTarget {
+  return {
+    vocabSize: run.config.vocabSize, maxPositionEmbeddings: run.config.maxPositionEmbeddings, params: countParams(run.config),
+    time: (prompt, B, n) => timeGeneration(run, prompt, B, n),
+  };
+}
+
 /** Time one model over the batch sizes with generate(): warm-ups first, then the timed repeats. */
-export async function benchModel(name: string, run: LlamaRunner, s: GenBenchSettings, onRun?: OnRun): Promise<GenBenchModel> {
+export async function benchModel(name: string, runOrTarget: LlamaRunner | GenerationTarget, s: GenBenchSettings, onRun?: OnRun): Promise<GenBenchModel> {
   checkSettings(s);
-  warnLength(run, s);
-  const prompt = benchPrompt(run.config.vocabSize, s.promptLen, s.seed);
+  const run = runOrTarget instanceof LlamaRunner ? runnerTarget(runOrTarget) : runOrTarget;
+  if (s.promptLen + s.newTokens > run.maxPositionEmbeddings) process.stderr.write(`bench: prompt + new tokens (${s.promptLen + s.newTokens}) exceed max_position_embeddings ${run.maxPositionEmbeddings}; timing them anyway\n`);
+  const prompt = benchPrompt(run.vocabSize, s.promptLen, s.seed);
   const results: GenBenchResult[] = [];
   const total = s.warmup + s.repeats;
   for (const B of s.batchSizes) {
     const runs: GenRun[] = [];
     for (let i = 0; i < total; i++) {
       const warm = i < s.warmup;
-      const r = await timeGeneration(run, prompt, B, warm ? (s.warmupTokens ?? s.newTokens) : s.newTokens);
+      const r = await run.time(prompt, B, warm ? (s.warmupTokens ?? s.newTokens) : s.newTokens);
       onRun?.(name, B, i + 1, total, r.prefillMs + r.decodeMs);
       if (!warm) runs.push(r);
     }
     results.push(summarize(B, s.newTokens, runs));
   }
-  return { name, params: countParams(run.config), results };
+  return { name, params: run.params, results };
 }

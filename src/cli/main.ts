@@ -14,6 +14,7 @@ import { registerBench } from './commands/bench.js';
 import { registerTrain } from './commands/train.js';
 import { registerEval } from './commands/eval.js';
 import { registerReport } from './commands/report.js';
+import { registerExport } from './commands/export.js';
 
 // SHORTENED_PEAK_FILE: write this process's peak resident memory there at exit (bench:scale reads it)
 const peakFile = process.env['SHORTENED_PEAK_FILE'];
@@ -32,6 +33,7 @@ registerBench(program);
 registerTrain(program);
 registerEval(program);
 registerReport(program);
+registerExport(program);
 
 function fail(e: unknown): never {
   if (process.env['SHORTENED_DEBUG'] === '1') console.error(e);

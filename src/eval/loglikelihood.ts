@@ -21,6 +21,18 @@ export interface ScorerStats {
 /** Context tokens (padding included) per batched forward: large enough for efficient GEMMs. */
 const CONTEXT_BATCH_TOKENS = 1024;
 
+/** The harness's window: at most maxLength + 1 tokens, the context cut from the left. */
+export function harnessWindow(r: LoglikelihoodRequest, maxLength: number): LoglikelihoodRequest {
+  if (r.context.length === 0 || r.continuation.length === 0) throw new Error('context and continuation must be non-empty');
+  const excess = r.context.length + r.continuation.length - (maxLength + 1);
+  if (excess <= 0) return r;
+  if (excess < r.context.length) return { context: r.context.slice(excess), continuation: r.continuation };
+  // the continuation alone exceeds the window (the harness has no rule for it): score the
+  // continuation tokens inside the window, the first of them standing in as the context
+  const window = r.continuation.slice(r.continuation.length - (maxLength + 1));
+  return { context: window.slice(0, 1), continuation: window.slice(1) };
+}
+
 export class EngineScorer implements LoglikelihoodScorer {
   readonly stats: ScorerStats = { contexts: 0, requests: 0, tokensComputed: 0, tokensNaive: 0 };
 
@@ -35,16 +47,8 @@ export class EngineScorer implements LoglikelihoodScorer {
     this.maxLength = opts.maxLength ?? run.config.maxPositionEmbeddings;
   }
 
-  /** The harness's window: at most maxLength + 1 tokens, the context cut from the left. */
   private window(r: LoglikelihoodRequest): LoglikelihoodRequest {
-    if (r.context.length === 0 || r.continuation.length === 0) throw new Error('context and continuation must be non-empty');
-    const excess = r.context.length + r.continuation.length - (this.maxLength + 1);
-    if (excess <= 0) return r;
-    if (excess < r.context.length) return { context: r.context.slice(excess), continuation: r.continuation };
-    // the continuation alone exceeds the window (the harness has no rule for it): score the
-    // continuation tokens inside the window, the first of them standing in as the context
-    const window = r.continuation.slice(r.continuation.length - (this.maxLength + 1));
-    return { context: window.slice(0, 1), continuation: window.slice(1) };
+    return harnessWindow(r, this.maxLength);
   }
 
   async score(given: LoglikelihoodRequest[], onProgress?: (done: number, total: number) => void): Promise<LoglikelihoodResult[]> {

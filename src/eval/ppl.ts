@@ -44,10 +44,24 @@ export function pplWindows(lines: string[], tok: TextTokenizer, seqLen: number, 
   return rows;
 }
 
+/** Another engine's per-position next-token NLL of one row (e.g. llama.cpp's). */
+export interface RowNll {
+  rowNll(row: number[]): Promise<number[]>;
+}
+
 /** Mean next-token NLL over all rows (each row scored on its own), in batches of equal-length rows. */
-export async function perplexity(run: LlamaRunner, rows: number[][], batchSize = 8, onProgress?: (done: number, total: number) => void): Promise<PplResult> {
+export async function perplexity(run: LlamaRunner | RowNll, rows: number[][], batchSize = 8, onProgress?: (done: number, total: number) => void): Promise<PplResult> {
   if (rows.length === 0) throw new UserError('nothing to score: no token rows');
   let sum = 0, count = 0, done = 0;
+  if ('rowNll' in run) {
+    for (const r of rows) {
+      const nll = await run.rowNll(r);
+      for (const x of nll) sum += x;
+      count += nll.length;
+      onProgress?.(++done, rows.length);
+    }
+    return { ppl: Math.exp(sum / count), nll: sum / count, tokens: count, windows: rows.length };
+  }
   const byLen = new Map<number, number[][]>();
   for (const r of rows) {
     if (r.length < 2) throw new UserError(`a row of ${r.length} token(s) has nothing to predict`);

@@ -16,11 +16,25 @@ import { renderSvg } from '../../report/render.js';
 import type { BenchFile } from '../../report/schemas.js';
 import { UserError } from '../../util/errors.js';
 import { int, intList, printJson } from '../options.js';
+import { engineOptions, type EngineOpts } from '../engine-options.js';
+import { parseConfig, countParams } from '../../io/config.js';
+import { readJson } from '../../io/model-folder.js';
+import { LlamaCppEngine } from '../../llamacpp/engine.js';
+import { cachedGgufForFolder, cachedGgufForModel } from '../../llamacpp/gguf-cache.js';
+import type { GgufDtype } from '../../export/gguf-llama.js';
+import type { GenerationTarget } from '../../bench/generation.js';
 
 /** A model to benchmark, built only when its turn comes (one in memory at a time unless --interleave). */
 export interface ModelSource {
   name: string;
   load: () => LlamaModel;
+  /** the llama.cpp engine on this model's cached GGUF (default dtype: the model's storage dtype) */
+  llamaCpp: (o: EngineOpts, contextSize: number) => Promise<{ engine: LlamaCppEngine; params: number; vocabSize: number; maxPositionEmbeddings: number; dtype: GgufDtype }>;
+}
+
+/** llama.cpp on a GGUF file, with a float32 KV cache for f32 exports. */
+async function openGguf(file: string, dtype: GgufDtype, contextSize: number, threads?: number): Promise<LlamaCppEngine> {
+  return LlamaCppEngine.open(file, { contextSize, f32Cache: dtype === 'f32', threads });
 }
 
 /**
@@ -37,12 +51,31 @@ export function randomSource(spec: string): ModelSource {
     else throw new UserError(`--random: bad part '${p}' in '${spec}' (expected a layer count or f32/bf16/f16)`);
   }
   const name = `tinyllama-shape-${layers}L-${dtype}`;
-  return { name, load: () => randomModel({ ...TINYLLAMA_CONFIG, num_hidden_layers: layers }, dtype) };
+  const load = () => randomModel({ ...TINYLLAMA_CONFIG, num_hidden_layers: layers }, dtype);
+  return {
+    name, load,
+    llamaCpp: async (o, contextSize) => {
+      const d = o.ggufDtype ?? dtype;
+      const cfg = parseConfig({ ...TINYLLAMA_CONFIG, num_hidden_layers: layers });
+      const file = cachedGgufForModel(load, name, d, o.ggufCache);
+      return { engine: await openGguf(file, d, contextSize, o.threads), params: countParams(cfg), vocabSize: cfg.vocabSize, maxPositionEmbeddings: cfg.maxPositionEmbeddings, dtype: d };
+    },
+  };
 }
 
 export function folderSource(dir: string): ModelSource {
   if (!fs.existsSync(path.join(dir, 'config.json'))) throw new UserError(`model folder not found (no config.json): ${dir}`);
-  return { name: path.basename(path.resolve(dir)), load: () => loadModel(dir) };
+  return {
+    name: path.basename(path.resolve(dir)), load: () => loadModel(dir),
+    llamaCpp: async (o, contextSize) => {
+      const raw = readJson(path.join(dir, 'config.json'));
+      const cfg = parseConfig(raw);
+      const stored = raw['torch_dtype'] === 'bfloat16' ? 'bf16' : raw['torch_dtype'] === 'float16' ? 'f16' : 'f32';
+      const d = o.ggufDtype ?? stored;
+      const file = cachedGgufForFolder(dir, d, o.ggufCache);
+      return { engine: await openGguf(file, d, contextSize, o.threads), params: countParams(cfg), vocabSize: cfg.vocabSize, maxPositionEmbeddings: cfg.maxPositionEmbeddings, dtype: d };
+    },
+  };
 }
 
 /** Unique display names (two folders may share a basename). */
@@ -68,7 +101,7 @@ export async function writeBenchOutputs(out: string, json: BenchFile, markdown: 
   for (const c of [latencyChart([json]), throughputChart([json])]) fs.writeFileSync(path.join(out, `${c.name}.svg`), await renderSvg(c.spec));
 }
 
-interface BenchOpts {
+interface BenchOpts extends EngineOpts {
   model: string[]; random: string[]; batchSizes: number[]; promptLen: number; newTokens: number; warmup: number; warmupTokens?: number;
   repeats: number; seed: number; interleave?: boolean; membw?: boolean; json?: boolean; out?: string;
 }
@@ -77,7 +110,7 @@ const collect = (v: string, prev: string[]) => [...prev, v];
 
 export function registerBench(program: Command): void {
   const d = DEFAULT_GEN_BENCH;
-  program.command('bench')
+  engineOptions(program.command('bench')
     .description('generation latency and throughput over batch sizes (a short prompt replicated over the batch, fixed new tokens), models side by side')
     .option('--model <dir>', 'model folder (repeat for several)', collect, [])
     .option('--random <spec>', 'random weights of known shapes: tinyllama[:layers][:f32|bf16] (repeatable)', collect, [])
@@ -91,7 +124,7 @@ export function registerBench(program: Command): void {
     .option('--interleave', 'keep all models loaded and run them in lockstep, one decode step each in turn (fair under changing load; peak RSS is then process-wide)')
     .option('--membw', "measure the machine's copy bandwidth and compare each model's batch-1 decode speed with the bound it sets")
     .option('--json', 'print the results as JSON')
-    .option('--out <dir>', 'write bench.json, bench.md, latency.svg and throughput.svg there')
+    .option('--out <dir>', 'write bench.json, bench.md, latency.svg and throughput.svg there'), "the model's storage dtype")
     .action(async (o: BenchOpts) => {
       if (o.out) guardOutput(o.out, o.model);
       const sources = [...o.model.map(folderSource), ...o.random.map(randomSource)];
@@ -109,7 +142,23 @@ export function registerBench(program: Command): void {
         const bytes = weightBytesPerToken(m);
         bounds.push({ name, measured: b1.decodeTokensPerSec, bound: (bw.gbPerSec * 1e9) / bytes, engineBound: (bw.gbPerSec * 1e9) / engineBytesPerToken(m), weightMB: bytes / 1e6 });
       };
-      if (o.interleave) {
+      if (o.engine === 'llama.cpp') {
+        if (o.interleave) throw new UserError('--interleave runs our engine only; drop it for --engine llama.cpp');
+        if (bw) throw new UserError('--membw compares our engine with its bound; drop it for --engine llama.cpp');
+        backendName = 'llama.cpp (node-llama-cpp 3.21.1, CPU)';
+        const dtypes: string[] = [];
+        for (const src of sources) {
+          const l = await src.llamaCpp(o, s.promptLen + s.newTokens + 1);
+          const target: GenerationTarget = { params: l.params, vocabSize: l.vocabSize, maxPositionEmbeddings: l.maxPositionEmbeddings, time: (p, B, n) => l.engine.timeGeneration(p, B, n) };
+          try {
+            results.push(await benchModel(src.name, target, s, log));
+          } finally {
+            await l.engine.dispose();
+          }
+          dtypes.push(l.dtype);
+        }
+        backendName += ` ${[...new Set(dtypes)].join('/')}`;
+      } else if (o.interleave) {
         const loaded = sources.map((src) => ({ name: src.name, model: src.load() }));
         const runs = loaded.map((m) => ({ name: m.name, run: new LlamaRunner(m.model) }));
         const r = await benchLockstep(runs, s, log);
@@ -129,7 +178,7 @@ export function registerBench(program: Command): void {
         }
       }
       const settings: Record<string, unknown> = {
-        promptLen: s.promptLen, newTokens: s.newTokens, warmup: s.warmup, repeats: s.repeats, lockstep: !!o.interleave,
+        engine: o.engine, promptLen: s.promptLen, newTokens: s.newTokens, warmup: s.warmup, repeats: s.repeats, lockstep: !!o.interleave,
         backend: backendName, cpus: (await import('node:os')).cpus().length,
         ...(bw ? { copyBandwidthGBs: bw.gbPerSec } : {}),
       };

@@ -13,6 +13,19 @@ import { sharedDir } from '../../util/shared.js';
 import { progressCallback } from '../../util/progress.js';
 import { UserError } from '../../util/errors.js';
 import { int, oneOf, printJson } from '../options.js';
+import { engineOptions, openLlamaCpp, type EngineOpts } from '../engine-options.js';
+import { LlamaCppEngine } from '../../llamacpp/engine.js';
+
+/** The model as the chosen engine runs it. */
+type Engine = LlamaRunner | LlamaCppEngine;
+
+async function openEngine(o: EngineOpts & { model: string }): Promise<Engine> {
+  return o.engine === 'llama.cpp' ? openLlamaCpp(o.model, o, 'f32') : new LlamaRunner(loadModel(o.model));
+}
+
+async function closeEngine(e: Engine): Promise<void> {
+  if (e instanceof LlamaCppEngine) await e.dispose();
+}
 
 /** The paper's perplexity sets, read from the shared data folder unless given. */
 const PPL_SETS: Record<string, string> = {
@@ -20,8 +33,8 @@ const PPL_SETS: Record<string, string> = {
   ptb: 'data/eval/ptb/ptb.test.txt',
 };
 
-interface PplOpts { model: string; datasets: string; text?: string[]; seqLen: number; bos: BosMode; batchSize: number }
-interface ZsOpts { model: string; tasks?: string; taskFile?: string[]; limit?: number; onError: 'skip' | 'stop'; addBos?: boolean }
+interface PplOpts extends EngineOpts { model: string; datasets: string; text?: string[]; seqLen: number; bos: BosMode; batchSize: number }
+interface ZsOpts extends EngineOpts { model: string; tasks?: string; taskFile?: string[]; limit?: number; onError: 'skip' | 'stop'; addBos?: boolean }
 
 function writeJsonAtomic(file: string, value: unknown): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -30,7 +43,7 @@ function writeJsonAtomic(file: string, value: unknown): void {
   fs.renameSync(tmp, file);
 }
 
-async function evalPpl(o: PplOpts, run: LlamaRunner): Promise<Record<string, unknown>[]> {
+async function evalPpl(o: PplOpts, run: Engine): Promise<Record<string, unknown>[]> {
   const tok = loadTokenizer(o.model);
   const sets: [string, string][] = [];
   for (const name of o.datasets.split(',').map((s) => s.trim()).filter(Boolean)) {
@@ -49,20 +62,22 @@ async function evalPpl(o: PplOpts, run: LlamaRunner): Promise<Record<string, unk
     const r = await perplexity(run, windows, o.batchSize, progressCallback(`ppl ${name}`, 'windows'));
     rows.push({
       kind: 'ppl', model: path.resolve(o.model), label: hist.label, removedBlocks: hist.removedBlocks, criterion: hist.criterion,
-      retraining: hist.retraining, dataset: name, ppl: r.ppl, nll: r.nll, tokens: r.tokens, seqLen: o.seqLen, bos: o.bos,
+      retraining: hist.retraining, dataset: name, ppl: r.ppl, nll: r.nll, tokens: r.tokens, seqLen: o.seqLen, bos: o.bos, engine: o.engine,
     });
   }
   return rows;
 }
 
-async function evalZeroshot(o: ZsOpts, run: LlamaRunner, outDir: string | undefined): Promise<Record<string, unknown>> {
+async function evalZeroshot(o: ZsOpts, run: Engine, outDir: string | undefined): Promise<Record<string, unknown>> {
   const tok = loadTokenizer(o.model);
   const res = await runZeroshot({
-    tokenizer: tok, scorer: new EngineScorer(run),
+    tokenizer: tok, scorer: run instanceof LlamaCppEngine ? run : new EngineScorer(run),
     tasks: o.tasks ? o.tasks.split(',').map((s) => s.trim()).filter(Boolean) : (o.taskFile?.length ? [] : [...DEFAULT_TASKS]),
-    taskFiles: o.taskFile, limit: o.limit, outDir, onError: o.onError, addBos: o.addBos, runId: path.resolve(o.model),
+    taskFiles: o.taskFile, limit: o.limit, outDir, onError: o.onError, addBos: o.addBos,
+    // partial results of one engine are never resumed with another
+    runId: path.resolve(o.model) + (o.engine === 'llama.cpp' ? `#llama.cpp-${o.ggufDtype ?? 'f32'}` : ''),
   });
-  return { kind: 'zeroshot', model: path.resolve(o.model), label: modelHistory(o.model).label, ...res };
+  return { kind: 'zeroshot', model: path.resolve(o.model), label: modelHistory(o.model).label, engine: o.engine, ...res };
 }
 
 function collect(v: string, prev: string[] = []): string[] {
@@ -94,18 +109,19 @@ function pplTable(rows: Record<string, unknown>[]): string {
 export function registerEval(program: Command): void {
   const ev = program.command('eval').description('evaluate a model: perplexity and zero-shot accuracy');
 
-  pplOptions(zsOptions(ev.command('all', { isDefault: true })
+  engineOptions(pplOptions(zsOptions(ev.command('all', { isDefault: true })
     .description('a row of the paper\'s tables: WikiText-2 and PTB perplexity, then the seven zero-shot tasks')
     .requiredOption('--model <dir>', 'Hugging Face model folder')), 'wikitext2,ptb')
     .option('--no-zeroshot', 'perplexity only')
     .option('--json', 'print the results as JSON')
-    .option('--out <dir>', 'write ppl.json, zeroshot results.json (resumable) there')
+    .option('--out <dir>', 'write ppl.json, zeroshot results.json (resumable) there'), 'f32')
     .action(async (o: PplOpts & ZsOpts & { zeroshot: boolean; json?: boolean; out?: string }) => {
       if (o.out) guardOutput(o.out, [o.model, ...(o.text ?? []), ...(o.taskFile ?? [])]);
-      const run = new LlamaRunner(loadModel(o.model));
+      const run = await openEngine(o);
       const ppl = await evalPpl(o, run);
       if (o.out) ppl.forEach((r) => writeJsonAtomic(path.join(o.out!, `ppl-${String(r['dataset'])}.json`), r));
       const zs = o.zeroshot ? await evalZeroshot(o, run, o.out) : null;
+      await closeEngine(run);
       if (o.out && zs) writeJsonAtomic(path.join(o.out, 'zeroshot.json'), zs);
       if (o.json) printJson({ ppl, zeroshot: zs });
       else {
@@ -114,25 +130,29 @@ export function registerEval(program: Command): void {
       }
     });
 
-  pplOptions(ev.command('ppl').description('WikiText-2 / PTB perplexity with the Llama-2-style protocol')
+  engineOptions(pplOptions(ev.command('ppl').description('WikiText-2 / PTB perplexity with the Llama-2-style protocol')
     .requiredOption('--model <dir>', 'Hugging Face model folder'), 'wikitext2,ptb')
     .option('--json', 'print the results as JSON')
-    .option('--out <dir>', 'write ppl-<dataset>.json there')
+    .option('--out <dir>', 'write ppl-<dataset>.json there'), 'f32')
     .action(async (o: PplOpts & { json?: boolean; out?: string }) => {
       if (o.out) guardOutput(o.out, [o.model, ...(o.text ?? [])]);
-      const rows = await evalPpl(o, new LlamaRunner(loadModel(o.model)));
+      const run = await openEngine(o);
+      const rows = await evalPpl(o, run);
+      await closeEngine(run);
       if (o.out) rows.forEach((r) => writeJsonAtomic(path.join(o.out!, `ppl-${String(r['dataset'])}.json`), r));
       if (o.json) printJson(rows);
       else process.stdout.write(pplTable(rows) + '\n');
     });
 
-  zsOptions(ev.command('zeroshot').description('zero-shot accuracy on the paper\'s seven commonsense tasks (lm-evaluation-harness scoring)')
+  engineOptions(zsOptions(ev.command('zeroshot').description('zero-shot accuracy on the paper\'s seven commonsense tasks (lm-evaluation-harness scoring)')
     .requiredOption('--model <dir>', 'Hugging Face model folder'))
     .option('--json', 'print results as JSON (lm-evaluation-harness layout)')
-    .option('--out <dir>', 'folder for resumable partial results and results.json')
+    .option('--out <dir>', 'folder for resumable partial results and results.json'), 'f32')
     .action(async (o: ZsOpts & { json?: boolean; out?: string }) => {
       if (o.out) guardOutput(o.out, [o.model, ...(o.taskFile ?? [])]);
-      const zs = await evalZeroshot(o, new LlamaRunner(loadModel(o.model)), o.out);
+      const run = await openEngine(o);
+      const zs = await evalZeroshot(o, run, o.out);
+      await closeEngine(run);
       if (o.out) writeJsonAtomic(path.join(o.out, 'zeroshot.json'), zs);
       if (o.json) printJson(zs);
       else process.stdout.write(formatZeroshotTable(zs as unknown as Parameters<typeof formatZeroshotTable>[0]) + '\n');

@@ -7,6 +7,7 @@ import { LlamaRunner } from '../../model/llama.js';
 import { generate } from '../../model/generate.js';
 import { UserError } from '../../util/errors.js';
 import { int, float, printJson } from '../options.js';
+import { engineOptions, openLlamaCpp, type EngineOpts } from '../engine-options.js';
 
 interface GenerateCli {
   model: string; prompt: string; maxNewTokens?: number; temperature: number; topK?: number; topP?: number; seed: number; json?: boolean;
@@ -14,7 +15,7 @@ interface GenerateCli {
 }
 
 export function registerGenerate(program: Command): void {
-  program.command('generate')
+  engineOptions(program.command('generate')
     .description('generate text from a prompt (greedy at temperature 0, else sampled); --chat for a chat model\'s reply')
     .requiredOption('--model <dir>', 'Hugging Face model folder')
     .requiredOption('--prompt <text>', 'prompt text (with --chat: the user\'s message)')
@@ -26,9 +27,8 @@ export function registerGenerate(program: Command): void {
     .option('--chat', 'render the prompt as a user turn with the model\'s chat template and print the reply')
     .option('--system <text>', 'system message (with --chat)')
     .option('--chat-template <name|file>', `chat template instead of the folder's (${Object.keys(CHAT_PRESETS).join(', ')}, or a .jinja file)`)
-    .option('--json', 'print {prompt, text, tokens, tokens_per_s} as JSON')
-    .action(async (o: GenerateCli) => {
-      const model = loadModel(o.model);
+    .option('--json', 'print {prompt, text, tokens, tokens_per_s} as JSON'), 'f32')
+    .action(async (o: GenerateCli & EngineOpts) => {
       const tok = loadTokenizer(o.model);
       const defaults = readGenerationDefaults(o.model, tok);
       let prompt: number[];
@@ -43,8 +43,6 @@ export function registerGenerate(program: Command): void {
         prompt = tok.encode(o.prompt, { addSpecialTokens: true });
       }
       const maxNewTokens = maxNewTokensFor(defaults, prompt.length, o.maxNewTokens);
-      const run = new LlamaRunner(model);
-      run.checkIds(Int32Array.from(prompt));
       // The reply is what decoding prompt + reply adds to the decoded prompt (a chat reply without
       // the space that follows "ASSISTANT:").
       const base = tok.decode(prompt);
@@ -56,19 +54,28 @@ export function registerGenerate(program: Command): void {
       let printed = '';
       const acc: number[] = [];
       if (!o.json && !o.chat) process.stdout.write(o.prompt);
-      const g = await generate(run, [prompt], {
-        maxNewTokens, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed, stopIds: defaults.eosIds,
-        onToken: o.json ? undefined : (_s, t) => {
-          // stream: print the newly decoded suffix
-          acc.push(t[0]!);
-          const text = replyText(acc);
-          process.stdout.write(text.slice(printed.length));
-          printed = text;
-        },
-      });
-      const text = replyText(g.tokens[0]!);
-      const tps = g.tokens[0]!.length / (g.decodeMs / 1000);
-      if (o.json) printJson({ prompt: o.prompt, text, tokens: g.tokens[0]!.length, prompt_tokens: prompt.length, prefill_ms: g.prefillMs, tokens_per_s: tps });
-      else process.stdout.write(`\n`), process.stderr.write(`[${g.tokens[0]!.length} tokens, ${tps.toFixed(1)} tokens/s]\n`);
+      const stream = o.json ? undefined : (t: number) => {
+        // stream: print the newly decoded suffix
+        acc.push(t);
+        const text = replyText(acc);
+        process.stdout.write(text.slice(printed.length));
+        printed = text;
+      };
+      const settings = { maxNewTokens, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed, stopIds: defaults.eosIds };
+      let g: { tokens: number[]; prefillMs: number; decodeMs: number };
+      if (o.engine === 'llama.cpp') {
+        const engine = await openLlamaCpp(o.model, o, 'f32');
+        g = await engine.generate(prompt, { ...settings, onToken: stream && ((_s, t) => stream(t)) });
+        await engine.dispose();
+      } else {
+        const run = new LlamaRunner(loadModel(o.model));
+        run.checkIds(Int32Array.from(prompt));
+        const r = await generate(run, [prompt], { ...settings, onToken: stream && ((_s, t) => stream(t[0]!)) });
+        g = { tokens: r.tokens[0]!, prefillMs: r.prefillMs, decodeMs: r.decodeMs };
+      }
+      const text = replyText(g.tokens);
+      const tps = g.tokens.length / (g.decodeMs / 1000);
+      if (o.json) printJson({ prompt: o.prompt, text, ids: g.tokens, tokens: g.tokens.length, prompt_tokens: prompt.length, prefill_ms: g.prefillMs, tokens_per_s: tps, engine: o.engine });
+      else process.stdout.write(`\n`), process.stderr.write(`[${g.tokens.length} tokens, ${tps.toFixed(1)} tokens/s, ${o.engine}]\n`);
     });
 }
