@@ -45,6 +45,18 @@ export interface LlamaCppGenerateOptions {
   onToken?: (step: number, token: number) => void;
 }
 
+/**
+ * log p(target) from llama.cpp's float32 probabilities. Near-certain tokens (p > 1/2) would lose
+ * every digit in log(p), as float32 resolves p near 1 only to 6e-8: there log p = log1p(-q) with q
+ * the sum of every other token's probability, which small float32 values carry to full precision.
+ */
+function logProb(probs: ReadonlyMap<Token, number>, target: number, p: number): number {
+  if (p <= 0.5) return Math.log(p);
+  let q = 0;
+  for (const [t, v] of probs) if (t !== target) q += v;
+  return Math.log1p(-Math.min(q, 1));
+}
+
 export class LlamaCppEngine implements LoglikelihoodScorer, RowNll {
   readonly name = 'llama.cpp';
   private contexts = new Map<number, LlamaContext>();
@@ -105,7 +117,7 @@ export class LlamaCppEngine implements LoglikelihoodScorer, RowNll {
       if (!probs) throw new Error(`llama.cpp returned no probabilities at position ${i}`);
       const target = tokens[i + 1]!;
       const p = probs.get(target as Token) ?? 0;
-      lp.push(Math.log(p));
+      lp.push(logProb(probs, target, p));
       const top = probs.entries().next().value as [number, number] | undefined;
       greedy.push(top !== undefined && p >= top[1]);
     }
