@@ -7,7 +7,8 @@
  *                          [--n 10] [--seq-len 128] [--recompute]
  *
  * Stages: ppl (load + perplexity of 2x128 ids), magnitude, bi, ppl-criterion, taylor, prune (surgery
- * of 25% of the blocks). Peaks are the kernel's maxRSS of each process; estimates come from the same
+ * of 25% of the blocks), lora-1x256 (one LoRA step, micro-batch 1x256, frozen bf16 base).
+ * --estimate-only prints the preflight's estimates without writing or running anything. Peaks are the kernel's maxRSS of each process; estimates come from the same
  * functions the preflight uses. Prints a Markdown table.
  */
 import fs from 'node:fs';
@@ -18,12 +19,12 @@ import { writeSafetensors } from '../src/io/safetensors.js';
 import { writeOutputMarker } from '../src/io/output-guard.js';
 import { randomTensor, TINYLLAMA_CONFIG } from '../src/bench/random-model.js';
 import { blockShapes, hfBlockName, type BlockWeightName } from '../src/model/weights.js';
-import { forwardMemory, RUNTIME_BYTES } from '../src/model/memory.js';
+import { forwardMemory, loraStepMemory, paramElements, RUNTIME_BYTES } from '../src/model/memory.js';
 import { criterionMemory } from '../src/prune/memory.js';
 import { batchesFromRows } from '../src/prune/calib-batch.js';
 import type { CriterionName } from '../src/prune/score.js';
 import { totalBytes, type MemoryEstimate } from '../src/util/memory.js';
-import { projectDir } from '../src/util/shared.js';
+import { projectDir, sharedDir, hasShared } from '../src/util/shared.js';
 import { argString, argNumber, argFlag } from '../src/util/args.js';
 import { mulberry32 } from '../src/util/rng.js';
 
@@ -39,7 +40,7 @@ const raw = SHAPES[shapeName];
 if (!raw) throw new Error(`--shape must be one of ${Object.keys(SHAPES).join(', ')}`);
 const cfg = parseConfig(raw);
 const n = argNumber('n', 10), seqLen = argNumber('seq-len', 128);
-const stages = argString('stages', 'ppl,magnitude,bi,ppl-criterion,taylor,prune').split(',');
+const stages = argString('stages', 'ppl,magnitude,bi,ppl-criterion,taylor,prune,lora-1x256').split(',');
 const recompute = argFlag('recompute');
 const root = projectDir('runs', 'scale', shapeName);
 const modelDir = path.join(root, 'model');
@@ -74,15 +75,20 @@ function writeModel(c: LlamaConfig): void {
   });
   fs.writeFileSync(path.join(tmp, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2));
   fs.writeFileSync(path.join(tmp, 'config.json'), JSON.stringify({ ...raw, torch_dtype: 'bfloat16' }, null, 2));
+  // the Llama 2 tokenizer (ids below 32000 exist in every shape here), for the stages that read text
+  for (const f of ['tokenizer.json', 'tokenizer_config.json']) if (hasShared()) fs.copyFileSync(sharedDir('tokenizers', 'llama2', f), path.join(tmp, f));
   writeOutputMarker(tmp);
   fs.renameSync(tmp, modelDir);
 }
 
-if (!fs.existsSync(modelDir)) {
+// --estimate-only: print the preflight's estimate of every stage, without writing or running anything
+const estimateOnly = argFlag('estimate-only');
+if (!estimateOnly && !fs.existsSync(modelDir)) {
   console.log(`writing a random ${shapeName} model to ${path.relative(process.cwd(), modelDir)} ...`);
   writeModel(cfg);
 }
-const weightBytes = JSON.parse(fs.readFileSync(path.join(modelDir, 'model.safetensors.index.json'), 'utf8')).metadata.total_size as number;
+const weightBytes = estimateOnly ? 2 * paramElements(cfg) : JSON.parse(fs.readFileSync(path.join(modelDir, 'model.safetensors.index.json'), 'utf8')).metadata.total_size as number;
+fs.mkdirSync(root, { recursive: true });
 
 const rng = mulberry32(7);
 const rows = (r: number, t: number) => [...Array(r)].map(() => [...Array(t)].map(() => 3 + Math.floor(rng() * (cfg.vocabSize - 3))));
@@ -91,6 +97,15 @@ fs.writeFileSync(calibFile, JSON.stringify({ input_ids: rows(n, seqLen) }));
 const pplFile = path.join(root, 'ppl-2x128.json');
 fs.writeFileSync(pplFile, JSON.stringify({ input_ids: rows(2, 128) }));
 const calib = batchesFromRows(JSON.parse(fs.readFileSync(calibFile, 'utf8')).input_ids);
+
+/** Long Alpaca-style records (the base's tokenizer is not needed: LoRA reads the folder's). */
+function alpacaFile(): string {
+  const f = path.join(root, 'alpaca.json');
+  const words = 'the model reads a long instruction and writes a long answer about pruning blocks'.split(' ');
+  const text = (k: number) => [...Array(k)].map((_, i) => words[i % words.length]).join(' ');
+  fs.writeFileSync(f, JSON.stringify([...Array(4)].map(() => ({ instruction: text(60), input: '', output: text(300) }))));
+  return f;
+}
 
 interface Stage { args: string[]; estimate: MemoryEstimate }
 const score = (c: CriterionName): Stage => ({
@@ -103,6 +118,10 @@ const STAGES: Record<string, () => Stage> = {
   bi: () => score('bi'),
   'ppl-criterion': () => score('ppl'),
   taylor: () => score('taylor'),
+  'lora-1x256': () => ({
+    args: ['train', 'lora', '--model', modelDir, '--data', alpacaFile(), '--out', path.join(root, 'lora'), '--force', '--micro-batch', '1', '--batch-size', '1', '--cutoff', '256', '--max-steps', '1', '--val-size', '0', '--json'],
+    estimate: loraStepMemory(cfg, weightBytes, { B: 1, T: 256 }, 8, ['q', 'k', 'v', 'o', 'gate', 'up', 'down']),
+  }),
   prune: () => {
     const out = path.join(root, 'pruned');
     fs.rmSync(out, { recursive: true, force: true });
@@ -111,6 +130,12 @@ const STAGES: Record<string, () => Stage> = {
     return { args: ['prune', '--model', modelDir, '--blocks', blocks.join(','), '--out', out, '--json'], estimate: { parts: { weights: weightBytes, runtime: RUNTIME_BYTES }, lower: '' } };
   },
 };
+
+if (estimateOnly) {
+  console.log(`${shapeName}: ${(weightBytes / G).toFixed(2)} GiB of bf16 weights, calibration ${n}x${seqLen}: preflight estimates (GiB)`);
+  for (const name of stages) console.log(`| ${name} | ${(totalBytes(STAGES[name]!().estimate) / G).toFixed(2)} |`);
+  process.exit(0);
+}
 
 const table: string[] = [`| stage | wall s | peak RSS GiB | estimate GiB | estimate / peak |`, `|---|---:|---:|---:|---:|`];
 console.log(`${shapeName}: ${(weightBytes / G).toFixed(2)} GiB of bf16 weights, calibration ${n}x${seqLen}${recompute ? ', taylor --recompute' : ''}`);

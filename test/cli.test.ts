@@ -8,26 +8,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
-import { projectDir, sharedDir } from '../src/util/shared.js';
+import { sharedDir } from '../src/util/shared.js';
+import { shorten, expectUserError } from './cli-helpers.js';
 import { fixtureNames, SKIP_SHARED } from './fixtures.js';
-
-const BIN = projectDir('bin', 'shorten.js');
-
-function shorten(args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, SHORTENED_QUIET: '1' } });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
-
-function expectUserError(args: string[], pattern: RegExp): void {
-  const r = shorten(args);
-  assert.notEqual(r.code, 0, `expected failure: ${args.join(' ')}`);
-  const lines = r.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, `one line on stderr, got:\n${r.stderr}`);
-  assert.match(lines[0]!, /^error: /);
-  assert.match(lines[0]!, pattern);
-  assert.doesNotMatch(r.stderr, /\n\s+at /);
-}
 
 function tmp(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'shorten-cli-'));

@@ -8,8 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import { spawnSync } from 'node:child_process';
-import { projectDir } from '../src/util/shared.js';
+import { shorten, expectUserError } from './cli-helpers.js';
 import { readSafetensorsHeader, writeSafetensors } from '../src/io/safetensors.js';
 import { firstNonFinite } from '../src/engine/finite.js';
 import { checkScores } from '../src/prune/pipeline.js';
@@ -18,23 +17,6 @@ import { UserError } from '../src/util/errors.js';
 import { parseBytes } from '../src/util/memory.js';
 import { tmpDir, tinyModelDir, writeText } from './train-helpers.js';
 
-const BIN = projectDir('bin', 'shorten.js');
-
-function shorten(args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, SHORTENED_QUIET: '1' } });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** The command fails with exactly one `error:` line matching `pattern`, and no stack. */
-function expectOneLineError(args: string[], pattern: RegExp): string {
-  const r = shorten(args);
-  assert.notEqual(r.code, 0, `expected failure: ${args.join(' ')}`);
-  const lines = r.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, `one line on stderr, got:\n${r.stderr}`);
-  assert.match(lines[0]!, /^error: /);
-  assert.match(lines[0]!, pattern);
-  return lines[0]!;
-}
 
 /** Every file below `dir` with its sha256: the folder's whole content. */
 function snapshot(dir: string): Record<string, string> {
@@ -65,21 +47,21 @@ test('case 1: prune/prune-width/train/eval/score/bench/report never write over o
   const before = snapshot(m);
   const over = /the input .*outputs are never written over or into an input/;
   for (const force of [[], ['--force']]) {
-    expectOneLineError(['prune', '--model', m, '--blocks', '1', '--out', m, ...force], over);
-    expectOneLineError(['prune', '--model', m, '--blocks', '1', '--out', path.join(m, 'sub'), ...force], over);
-    expectOneLineError(['prune', '--model', path.join(m, '.'), '--blocks', '1', '--out', `${m}/`, ...force], over);
-    expectOneLineError(['prune-width', '--model', m, '--method', 'wanda-sp', '--ratio', '0.2', '--data', data, '--out', path.join(m, 'w'), ...force], over);
-    expectOneLineError(['train', 'cpt', '--model', m, '--data', data, '--out', m, '--max-steps', '1', ...force], over);
-    expectOneLineError(['train', 'lora', '--model', m, '--data', data, '--out', path.join(m, 'lora'), '--max-steps', '1', ...force], over);
-    expectOneLineError(['train', 'cpt', '--model', m, '--data', data, '--out', dir, '--max-steps', '1', ...force], /contains the input/);
+    expectUserError(['prune', '--model', m, '--blocks', '1', '--out', m, ...force], over);
+    expectUserError(['prune', '--model', m, '--blocks', '1', '--out', path.join(m, 'sub'), ...force], over);
+    expectUserError(['prune', '--model', path.join(m, '.'), '--blocks', '1', '--out', `${m}/`, ...force], over);
+    expectUserError(['prune-width', '--model', m, '--method', 'wanda-sp', '--ratio', '0.2', '--data', data, '--out', path.join(m, 'w'), ...force], over);
+    expectUserError(['train', 'cpt', '--model', m, '--data', data, '--out', m, '--max-steps', '1', ...force], over);
+    expectUserError(['train', 'lora', '--model', m, '--data', data, '--out', path.join(m, 'lora'), '--max-steps', '1', ...force], over);
+    expectUserError(['train', 'cpt', '--model', m, '--data', data, '--out', dir, '--max-steps', '1', ...force], /contains the input/);
   }
-  expectOneLineError(['eval', 'ppl', '--model', m, '--datasets', 'none', '--text', data, '--out', path.join(m, 'eval')], over);
-  expectOneLineError(['score', '--model', m, '--criterion', 'magnitude', '--out', m], over);
-  expectOneLineError(['bench', '--model', m, '--out', path.join(m, 'bench')], over);
-  expectOneLineError(['report', m, '--out', path.join(m, 'report')], over);
+  expectUserError(['eval', 'ppl', '--model', m, '--datasets', 'none', '--text', data, '--out', path.join(m, 'eval')], over);
+  expectUserError(['score', '--model', m, '--criterion', 'magnitude', '--out', m], over);
+  expectUserError(['bench', '--model', m, '--out', path.join(m, 'bench')], over);
+  expectUserError(['report', m, '--out', path.join(m, 'report')], over);
   // a symbolic link to the model is the model
   fs.symlinkSync(m, path.join(dir, 'link'));
-  expectOneLineError(['prune', '--model', path.join(dir, 'link'), '--blocks', '1', '--out', path.join(m, 'x'), '--force'], over);
+  expectUserError(['prune', '--model', path.join(dir, 'link'), '--blocks', '1', '--out', path.join(m, 'x'), '--force'], over);
   assert.deepEqual(snapshot(m), before, 'the input folder is unchanged, byte for byte');
   fs.rmSync(dir, { recursive: true, force: true });
 });
@@ -90,14 +72,14 @@ test('case 1: --force replaces an earlier output of shorten, never a folder shor
   const other = userModel(path.join(dir, 'other'));
   fs.rmSync(path.join(other, OUTPUT_MARKER));
   const before = snapshot(other);
-  expectOneLineError(['prune', '--model', m, '--blocks', '1', '--out', other, '--force'], /was not written by shorten.*--force only replaces earlier outputs/);
-  expectOneLineError(['train', 'cpt', '--model', m, '--out', other, '--force', '--max-steps', '1'], /was not written by shorten/);
+  expectUserError(['prune', '--model', m, '--blocks', '1', '--out', other, '--force'], /was not written by shorten.*--force only replaces earlier outputs/);
+  expectUserError(['train', 'cpt', '--model', m, '--out', other, '--force', '--max-steps', '1'], /was not written by shorten/);
   assert.deepEqual(snapshot(other), before);
 
   const out = path.join(dir, 'pruned');
   assert.equal(shorten(['prune', '--model', m, '--blocks', '1', '--out', out]).code, 0);
   assert.ok(fs.existsSync(path.join(out, OUTPUT_MARKER)));
-  expectOneLineError(['prune', '--model', m, '--blocks', '0', '--out', out], /output folder exists.*--force/);
+  expectUserError(['prune', '--model', m, '--blocks', '0', '--out', out], /output folder exists.*--force/);
   const r = shorten(['prune', '--model', m, '--blocks', '0', '--out', out, '--force', '--json']);
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(JSON.parse(fs.readFileSync(path.join(out, 'pruning.json'), 'utf8')).removed_blocks, [0]);
@@ -123,13 +105,13 @@ test('case 2: one NaN in one weight: ppl, score and prune stop with one line nam
   const ids = path.join(dir, 'ids.json');
   fs.writeFileSync(ids, JSON.stringify({ input_ids: [[1, 5, 9, 33, 2, 7, 8, 100]] }));
   const named = /weight 'model\.layers\.1\.mlp\.up_proj\.weight' in model\.safetensors holds NaN at \[2, 6\]: the model's weights are corrupt/;
-  expectOneLineError(['ppl', '--model', m, '--ids', ids, '--json'], named);
-  expectOneLineError(['score', '--model', m, '--criterion', 'ppl', '--calib-ids', ids, '--json'], named);
-  expectOneLineError(['prune', '--model', m, '--criterion', 'taylor', '--calib-ids', ids, '--remove', '1', '--no-plus', '--out', path.join(dir, 'p')], named);
+  expectUserError(['ppl', '--model', m, '--ids', ids, '--json'], named);
+  expectUserError(['score', '--model', m, '--criterion', 'ppl', '--calib-ids', ids, '--json'], named);
+  expectUserError(['prune', '--model', m, '--criterion', 'taylor', '--calib-ids', ids, '--remove', '1', '--no-plus', '--out', path.join(dir, 'p')], named);
   assert.ok(!fs.existsSync(path.join(dir, 'p')));
   poison(m, 'model.layers.1.mlp.up_proj.weight', 70, 0.5);
   poison(m, 'model.norm.weight', 3, -Infinity);
-  expectOneLineError(['ppl', '--model', m, '--ids', ids], /weight 'model\.norm\.weight' .*holds -Inf at \[3\]/);
+  expectUserError(['ppl', '--model', m, '--ids', ids], /weight 'model\.norm\.weight' .*holds -Inf at \[3\]/);
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -220,15 +202,15 @@ test('case 3: a model whose shard has two tensors sharing a byte range is refuse
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(json.length));
   fs.writeFileSync(file, Buffer.concat([len, json, buf.subarray(8 + n)]));
-  expectOneLineError(['ppl', '--model', m, '--text', writeText(path.join(dir, 'd.txt'), 10)], /model\.safetensors: corrupt safetensors (header|file)/);
+  expectUserError(['ppl', '--model', m, '--text', writeText(path.join(dir, 'd.txt'), 10)], /model\.safetensors: corrupt safetensors (header|file)/);
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
 test('case 4: --blocks with a repeat or out of order is refused with the list the user probably meant', () => {
   const dir = tmpDir('blocks-');
   const m = tinyModelDir(path.join(dir, 'M'));
-  expectOneLineError(['prune', '--model', m, '--blocks', '1,1,1', '--out', path.join(dir, 'p')], /--blocks 1,1,1 names block 1 more than once; did you mean --blocks 1\?/);
-  expectOneLineError(['prune', '--model', m, '--blocks', '1,0', '--out', path.join(dir, 'p')], /--blocks 1,0 is not in ascending order; did you mean --blocks 0,1\?/);
+  expectUserError(['prune', '--model', m, '--blocks', '1,1,1', '--out', path.join(dir, 'p')], /--blocks 1,1,1 names block 1 more than once; did you mean --blocks 1\?/);
+  expectUserError(['prune', '--model', m, '--blocks', '1,0', '--out', path.join(dir, 'p')], /--blocks 1,0 is not in ascending order; did you mean --blocks 0,1\?/);
   assert.ok(!fs.existsSync(path.join(dir, 'p')));
   fs.rmSync(dir, { recursive: true, force: true });
 });
@@ -271,7 +253,7 @@ test('case 5: taylor on a 7B model with 64x2048 calibration tokens is refused wi
   const t0 = performance.now();
   for (const cmd of [['score', '--model', m, '--criterion', 'taylor', '--calib-ids', path.join(m, 'ids.json')],
     ['prune', '--model', m, '--criterion', 'taylor', '--calib-ids', path.join(m, 'ids.json'), '--remove', '4', '--out', path.join(dir, 'pruned')]]) {
-    const line = expectOneLineError(cmd, /^error: score --criterion taylor needs about \d+\.\d GiB of memory \(.*weights 12\.6 GiB.*\), \d+\.\d GiB is available; lower --n or --seq-len/);
+    const line = expectUserError(cmd, /^error: score --criterion taylor needs about \d+\.\d GiB of memory \(.*weights 12\.6 GiB.*\), \d+\.\d GiB is available; lower --n or --seq-len/);
     const need = Number(/needs about (\d+\.\d) GiB/.exec(line)![1]);
     assert.ok(need > 24, `the estimate (${need} GiB) exceeds a 24 GB machine`);
   }
@@ -285,13 +267,12 @@ test('case 5: the preflight plans for the memory it is told of (SHORTENED_MEMORY
   const m = tinyModelDir(path.join(dir, 'M'));
   const ids = path.join(dir, 'ids.json');
   fs.writeFileSync(ids, JSON.stringify({ input_ids: [[1, 5, 9, 33, 2, 7, 8, 100]] }));
-  const run = (env: Record<string, string>, args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, SHORTENED_QUIET: '1', ...env } });
   for (const args of [['ppl', '--model', m, '--ids', ids], ['score', '--model', m, '--criterion', 'taylor', '--calib-ids', ids]]) {
-    const r = run({ SHORTENED_MEMORY_LIMIT: '64M' }, args);
-    assert.equal(r.status, 1);
+    const r = shorten(args, { SHORTENED_MEMORY_LIMIT: '64M' });
+    assert.equal(r.code, 1);
     assert.match(r.stderr, /^error: (ppl|score --criterion taylor) needs about 0\.\d GiB of memory \(runtime 0\.3 GiB.*\), 0\.1 GiB is available; lower .*\n$/);
-    assert.equal(run({ SHORTENED_MEMORY_LIMIT: '64M', SHORTENED_NO_PREFLIGHT: '1' }, args).status, 0);
-    assert.equal(run({ SHORTENED_MEMORY_LIMIT: '2G' }, args).status, 0);
+    assert.equal(shorten(args, { SHORTENED_MEMORY_LIMIT: '64M', SHORTENED_NO_PREFLIGHT: '1' }).code, 0);
+    assert.equal(shorten(args, { SHORTENED_MEMORY_LIMIT: '2G' }).code, 0);
   }
   assert.equal(parseBytes('24G'), 24 * 2 ** 30);
   assert.equal(parseBytes('512m'), 512 * 2 ** 20);
@@ -305,14 +286,29 @@ test('case 1: export gguf never writes into the model folder, and --force replac
   const dir = tmpDir('guard-gguf-');
   const m = userModel(path.join(dir, 'M'));
   const before = snapshot(m);
-  expectOneLineError(['export', 'gguf', '--model', m, '--out', path.join(m, 'model.gguf'), '--force'], /is inside the input/);
+  expectUserError(['export', 'gguf', '--model', m, '--out', path.join(m, 'model.gguf'), '--force'], /is inside the input/);
   const notGguf = path.join(dir, 'notes.txt');
   fs.writeFileSync(notGguf, 'my notes');
-  expectOneLineError(['export', 'gguf', '--model', m, '--out', notGguf, '--force'], /is not a GGUF file: --force only replaces earlier exports/);
+  expectUserError(['export', 'gguf', '--model', m, '--out', notGguf, '--force'], /is not a GGUF file: --force only replaces earlier exports/);
   assert.equal(fs.readFileSync(notGguf, 'utf8'), 'my notes');
   const out = path.join(dir, 'm.gguf');
   assert.equal(shorten(['export', 'gguf', '--model', m, '--out', out]).code, 0);
   assert.equal(shorten(['export', 'gguf', '--model', m, '--out', out, '--force']).code, 0);
   assert.deepEqual(snapshot(m), before);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('case 5: training that cannot fit is refused before loading: full CPT of a 7B model, LoRA at 16x2048', () => {
+  const dir = tmpDir('oom-train-');
+  const m = sparse7b(path.join(dir, '7b'));
+  const data = writeText(path.join(dir, 'd.txt'), 10);
+  const t0 = performance.now();
+  const cpt = expectUserError(['train', 'cpt', '--model', m, '--data', data, '--out', path.join(dir, 'cpt'), '--max-steps', '1'],
+    /^error: train cpt needs about \d+\.\d GiB of memory \(.*AdamW moments 50\.2 GiB.*\), \d+\.\d GiB is available; lower --micro-batch or --seq-len \(full training needs 16 bytes a parameter: use LoRA for large models\)/);
+  assert.ok(Number(/needs about (\d+\.\d)/.exec(cpt)![1]) > 100);
+  expectUserError(['train', 'lora', '--model', m, '--data', data, '--out', path.join(dir, 'lora'), '--micro-batch', '16', '--cutoff', '2048', '--max-steps', '1'],
+    /^error: train lora needs about \d+\.\d GiB of memory \(activations .*\), \d+\.\d GiB is available; lower --micro-batch or --cutoff/);
+  assert.ok(performance.now() - t0 < 20_000);
+  assert.ok(!fs.existsSync(path.join(dir, 'cpt')) && !fs.existsSync(path.join(dir, 'lora')));
   fs.rmSync(dir, { recursive: true, force: true });
 });

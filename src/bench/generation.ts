@@ -167,3 +167,28 @@ export async function benchModel(name: string, runOrTarget: LlamaRunner | Genera
   }
   return { name, params: run.params, results };
 }
+
+/**
+ * Several targets timed in alternation, run by run (model 1, model 2, ..., then again), so that a
+ * busy minute of a shared machine falls on every model alike rather than on one. Used where
+ * step-level lockstep is not possible (llama.cpp runs a whole generation per call).
+ */
+export async function benchAlternating(targets: { name: string; target: GenerationTarget }[], s: GenBenchSettings, onRun?: OnRun): Promise<GenBenchModel[]> {
+  checkSettings(s);
+  const prompts = targets.map((t) => benchPrompt(t.target.vocabSize, s.promptLen, s.seed));
+  const out = targets.map((t) => ({ name: t.name, params: t.target.params, results: [] as GenBenchResult[] }));
+  const total = s.warmup + s.repeats;
+  for (const B of s.batchSizes) {
+    const timed: GenRun[][] = targets.map(() => []);
+    for (let i = 0; i < total; i++) {
+      const warm = i < s.warmup;
+      for (let k = 0; k < targets.length; k++) {
+        const r = await targets[k]!.target.time(prompts[k]!, B, warm ? (s.warmupTokens ?? s.newTokens) : s.newTokens);
+        onRun?.(targets[k]!.name, B, i + 1, total, r.prefillMs + r.decodeMs);
+        if (!warm) timed[k]!.push(r);
+      }
+    }
+    timed.forEach((t, k) => out[k]!.results.push(summarize(B, s.newTokens, t)));
+  }
+  return out;
+}

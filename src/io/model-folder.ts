@@ -8,6 +8,8 @@ import path from 'node:path';
 import { UserError } from '../util/errors.js';
 import { parseConfig, LAYER_SHAPES_KEY, type LlamaConfig } from './config.js';
 import { checkReplaceable, guardOutput, writeOutputMarker } from './output-guard.js';
+import { preflight } from '../util/memory.js';
+import { RUNTIME_BYTES } from '../model/memory.js';
 import { readSafetensorsHeader, readSafetensors, asWeight, writeSafetensors } from './safetensors.js';
 import type { Tensor } from '../engine/tensor.js';
 import {
@@ -116,7 +118,9 @@ export function inspectModel(dir: string): ModelInspection {
 }
 
 export function loadModel(dir: string): LlamaModel {
-  const { config, rawConfig, need, where } = inspectModel(dir);
+  const { config, rawConfig, need, where, weightBytes } = inspectModel(dir);
+  // the floor of every stage: the weights, as stored, and the runtime (stages with more to hold check that first)
+  preflight(`loading ${path.basename(path.resolve(dir))}`, { parts: { weights: weightBytes, runtime: RUNTIME_BYTES }, lower: 'the model size (a smaller or pruned model)' });
   const tensors = new Map<string, Tensor>();
   const byFile = new Map<string, string[]>();
   for (const name of need.keys()) {

@@ -10,6 +10,7 @@
  * A sequence's KV cache keeps the tokens of the previous request, so requests that share a context
  * (the choices of a zero-shot document) evaluate the shared prefix once.
  */
+import type { GenerateOptions } from '../model/generate.js';
 import { UserError } from '../util/errors.js';
 import { llamaCpp, type NodeLlamaCpp } from './runtime.js';
 import type { LoglikelihoodRequest, LoglikelihoodResult, LoglikelihoodScorer } from '../eval/loglikelihood-types.js';
@@ -33,15 +34,12 @@ export interface LlamaCppOptions {
   f32Cache?: boolean;
   /** threads (default: llama.cpp's choice, all cores) */
   threads?: number;
+  /** read the weights into memory instead of mapping the file (timings free of page faults, as our engine holds its weights) */
+  preload?: boolean;
 }
 
-export interface LlamaCppGenerateOptions {
-  maxNewTokens: number;
-  temperature?: number;
-  topK?: number;
-  topP?: number;
-  seed?: number;
-  stopIds?: number[];
+/** Our engine's generation settings, for one sequence (a token at a time, not a row per batch). */
+export interface LlamaCppGenerateOptions extends Omit<GenerateOptions, 'onToken'> {
   onToken?: (step: number, token: number) => void;
 }
 
@@ -69,7 +67,7 @@ export class LlamaCppEngine implements LoglikelihoodScorer, RowNll {
     const { llama } = await llamaCpp();
     let model: LlamaModel;
     try {
-      model = await llama.loadModel({ modelPath: ggufFile });
+      model = await llama.loadModel({ modelPath: ggufFile, ...(opts.preload ? { useMmap: false } : {}) });
     } catch (e) {
       throw new UserError(`llama.cpp cannot load ${ggufFile}: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`);
     }

@@ -106,3 +106,56 @@ export function taylorMemoryFor(cfg: LlamaConfig, weightBytes: number, batches: 
 export function taylorMemory(model: LlamaModel, batches: BatchShape[], recompute: boolean): MemoryEstimate {
   return taylorMemoryFor(model.config, modelWeightBytes(model), batches, recompute);
 }
+
+/** Elements of the stored parameters of a config (embeddings, blocks, norm, head). */
+export function paramElements(cfg: LlamaConfig): number {
+  const VH = cfg.vocabSize * cfg.hiddenSize;
+  return VH * (cfg.tieWordEmbeddings ? 1 : 2) + cfg.hiddenSize + cfg.layers.reduce((s, _, i) => s + blockElements(cfg, i), 0);
+}
+
+/**
+ * One LoRA step on a frozen base (train/lora.ts): the base in its stored dtype, every block's
+ * activations for one micro-batch, LoRA's byte dropout masks and rank-r projections, one block's
+ * backward temporaries, and the adapters with their gradients and AdamW moments.
+ */
+export function loraStepMemory(cfg: LlamaConfig, weightBytes: number, micro: BatchShape, r: number, targets: readonly string[]): MemoryEstimate {
+  const N = micro.B * micro.T, H = cfg.hiddenSize;
+  let acts = 0, masks = 0, adapters = 0, backward = 0;
+  for (const l of cfg.layers) {
+    const q = l.numHeads * cfg.headDim, kv = l.numKvHeads * cfg.headDim, I = l.intermediateSize;
+    const shape: Record<string, [number, number]> = { q: [H, q], k: [H, kv], v: [H, kv], o: [q, H], gate: [H, I], up: [H, I], down: [I, H] };
+    acts += blockActsElements(cfg, l, micro);
+    backward = Math.max(backward, blockBackwardElements(cfg, l, micro));
+    for (const t of targets) {
+      const [inW, outW] = shape[t]!;
+      masks += N * inW;                       // one byte per input element
+      acts += N * r;                          // x A^T
+      adapters += r * (inW + outW);
+    }
+  }
+  return {
+    parts: {
+      weights: weightBytes, runtime: RUNTIME_BYTES, workspace: workspaceBytes(cfg, micro, true),
+      activations: F32 * (acts + 2 * N * H) + masks, backward: F32 * backward, adapters: F32 * 4 * adapters,
+    },
+    lower: '--micro-batch or --cutoff',
+  };
+}
+
+/**
+ * One full-training (CPT) step (train/cpt.ts): f32 masters of every parameter, their summed
+ * gradients, a second full gradient while a later micro-batch is accumulated, AdamW's two
+ * moments, and one micro-batch's activations.
+ */
+export function cptStepMemory(cfg: LlamaConfig, micro: BatchShape, accumulating: boolean): MemoryEstimate {
+  const P = paramElements(cfg), N = micro.B * micro.T, H = cfg.hiddenSize;
+  const acts = cfg.layers.reduce((s, l) => s + blockActsElements(cfg, l, micro), 0);
+  const backward = Math.max(...cfg.layers.map((l) => blockBackwardElements(cfg, l, micro)));
+  return {
+    parts: {
+      'f32 weights': F32 * P, gradients: F32 * P * (accumulating ? 2 : 1), 'AdamW moments': F32 * 2 * P,
+      runtime: RUNTIME_BYTES, workspace: workspaceBytes(cfg, micro, true), activations: F32 * (acts + 2 * N * H), backward: F32 * backward,
+    },
+    lower: '--micro-batch or --seq-len (full training needs 16 bytes a parameter: use LoRA for large models)',
+  };
+}

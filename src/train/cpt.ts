@@ -8,9 +8,11 @@
  * checkpoints hold the f32 masters, so a resume is exact; the result is saved in the model's
  * original dtype, rounded once, at <out>/model.
  */
+import { preflight } from '../util/memory.js';
+import { cptStepMemory } from '../model/memory.js';
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadModel, saveModel, configJson, copyTokenizerFiles } from '../io/model-folder.js';
+import { inspectModel, loadModel, saveModel, configJson, copyTokenizerFiles } from '../io/model-folder.js';
 import { loadTokenizer } from '../io/tokenizer.js';
 import { fromF32, type Tensor } from '../engine/tensor.js';
 import type { DType } from '../engine/dtype.js';
@@ -90,10 +92,11 @@ export async function trainCpt(o: CptOptions): Promise<TrainRunResult> {
   }
   const inputs = [o.model, o.tokenizer, o.valData, ...(o.data ?? [])];
   checkOutput(out, o, inputs);
-  const model = loadModel(o.model);
-  const tok = loadTokenizer(o.tokenizer ?? o.model);
   const seqLen = o.seqLen ?? 256, eos = o.eos ?? true, seed = o.seed ?? 42;
   const microBatch = o.microBatch ?? 4, batchSize = o.batchSize ?? 32;
+  preflight('train cpt', cptStepMemory(inspectModel(o.model).config, { B: Math.min(microBatch, batchSize), T: seqLen }, batchSize > microBatch));
+  const model = loadModel(o.model);
+  const tok = loadTokenizer(o.tokenizer ?? o.model);
   const valSeqs = o.valSeqs ?? 32;
 
   // data: streamed training text; validation from its own source or held-out leading documents

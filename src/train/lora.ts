@@ -8,9 +8,11 @@
  * Output: <out>/adapter_config.json + adapter_model.safetensors (PEFT), <out>/merged/ with
  * --merge, <out>/train-log.json.
  */
+import { preflight } from '../util/memory.js';
+import { loraStepMemory } from '../model/memory.js';
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadModel, saveModel } from '../io/model-folder.js';
+import { inspectModel, loadModel, saveModel } from '../io/model-folder.js';
 import { loadTokenizer } from '../io/tokenizer.js';
 import { LlamaRunner } from '../model/llama.js';
 import { LORA_TARGETS, type LoraTarget } from '../model/lora.js';
@@ -72,12 +74,14 @@ export async function trainLora(o: LoraOptions): Promise<TrainRunResult> {
   }
   const inputs = [o.model, o.tokenizer, o.data];
   checkOutput(out, o, inputs);
-  const model = loadModel(o.model);
-  const tok = loadTokenizer(o.tokenizer ?? o.model);
   const lora: LoraSettings = { r: o.r ?? 8, alpha: o.alpha ?? 16, dropout: o.dropout ?? 0.05, targets: o.targets ?? [...LORA_TARGETS] };
   const seed = o.seed ?? 42;
   const cutoff = o.cutoff ?? 256;
   if (cutoff < 2) throw new UserError('--cutoff must be at least 2');
+  const shape = inspectModel(o.model);
+  preflight('train lora', loraStepMemory(shape.config, shape.weightBytes, { B: o.microBatch ?? 4, T: cutoff }, lora.r, lora.targets));
+  const model = loadModel(o.model);
+  const tok = loadTokenizer(o.tokenizer ?? o.model);
 
   // data: records -> seeded train/validation split -> tokens with response-only labels
   const tokDir = o.tokenizer ?? o.model;
