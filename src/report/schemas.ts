@@ -7,7 +7,7 @@
 import { UserError } from '../util/errors.js';
 import type { TrainStep, TrainMethod, TrainLog } from '../train/trainer.js';
 
-export type Retraining = 'none' | 'lora' | 'cpt' | 'cpt+lora';
+export type Retraining = 'none' | 'lora' | 'cpt' | 'cpt+lora' | 'kd' | 'kd+lora' | 'iterative';
 
 /** `shorten score`: one importance score per block under one criterion. */
 export interface ScoreFile {
@@ -227,8 +227,8 @@ function parsePruningJson(o: Obj, r: FieldReader): PruneFile {
   return { kind: 'prune', model: r.str(o, 'source_model'), criterion, numBlocks, removed: r.blocks(o, 'removed_blocks', numBlocks, false) };
 }
 
-const RETRAINING: readonly Retraining[] = ['none', 'lora', 'cpt', 'cpt+lora'];
-const METHODS: readonly TrainMethod[] = ['lora', 'cpt', 'cpt+lora'];
+const RETRAINING: readonly Retraining[] = ['none', 'lora', 'cpt', 'cpt+lora', 'kd', 'kd+lora', 'iterative'];
+const METHODS: readonly TrainMethod[] = ['lora', 'cpt', 'cpt+lora', 'kd', 'kd+lora'];
 
 /**
  * Checks a parsed JSON file against its kind's schema. Returns undefined for JSON without a
