@@ -16,6 +16,8 @@ import { roundRetrainer, retrainInfo } from '../src/train/retrainer.js';
 import { loadAdapter } from '../src/train/peft.js';
 import { loadModel } from '../src/io/model-folder.js';
 import { projectDir } from '../src/util/shared.js';
+import { parseReportInput, type PruneFile } from '../src/report/schemas.js';
+import { iterativeTable } from '../src/report/tables.js';
 import { tmpDir, tinyModelDir, writeText } from './train-helpers.js';
 
 process.env['SHORTENED_QUIET'] = '1';
@@ -77,7 +79,7 @@ test('KD with a LoRA student: adapters trained on the frozen student, merged mod
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-test('train kd refuses an --out inside the teacher, a vocabulary mismatch and --kd-hidden without a block map', async () => {
+test('train kd refuses an --out inside the teacher, and --kd-hidden without a block map', async () => {
   const { dir, teacher, student, data } = await setup('kd-bad-');
   const run = (args: string[]) => spawnSync(process.execPath, [CLI, 'train', 'kd', '--model', student, '--data', data, '--max-steps', '1', '--seq-len', '16', ...args],
     { env: { ...process.env, SHORTENED_QUIET: '1' }, encoding: 'utf8' });
@@ -123,6 +125,12 @@ test('iterative pruning: one block a round, CPT between rounds, every round reco
   // the PPL criterion's choice in round 1 is the block whose removal gives the lowest PPL, as scored
   assert.equal(a.removed[0], a.order[0]);
   assert.equal(loadModel(out).config.numLayers, 2);
+  // the report reads the rounds from pruning.json: one table row per round
+  const parsed = parseReportInput(info, 'pruning.json') as PruneFile;
+  assert.equal(parsed.rounds?.length, 2);
+  const table = iterativeTable([parsed]);
+  assert.equal(table.rows.length, 2);
+  assert.equal(table.rows[1]![4]!.text, b.removed_original.join(', '));
   assert.deepEqual(fs.readdirSync(dir).filter((n) => n.includes('.rounds-')), [], 'no work folder left');
 
   // the CLI: KD from the original model between rounds, two blocks in one round

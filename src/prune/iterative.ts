@@ -21,7 +21,7 @@ import { inspectModel, loadModel, saveModel } from '../io/model-folder.js';
 import { countParams } from '../io/config.js';
 import { LlamaRunner } from '../model/llama.js';
 import type { LlamaModel } from '../model/weights.js';
-import { scoreModelDir, calibrationSet, checkScores, type CalibSource } from './pipeline.js';
+import { scoreModelDir, calibrationSet, type CalibSource } from './pipeline.js';
 import { selectBlocks, protectedBlocks, removalCount, type Selection } from './select.js';
 import { removeBlocks } from './surgery.js';
 import type { CalibBatch } from './calib-batch.js';
@@ -130,7 +130,6 @@ export async function pruneIteratively(o: IterativeOptions): Promise<IterativeRe
       const k = Math.min(perRound, n - removedAll.length);
       const sel: Selection = { remove: k, protect };
       const sc = await scoreModelDir(current, o.criterion, o.calib, sel);
-      checkScores(sc.result);
       const removed = selectBlocks(sc.model.config, sc.result, sel);
       const pruned = removeBlocks(sc.model, removed);
       const pplCut = await calibrationPpl(pruned, calib.batches);
