@@ -142,20 +142,32 @@ function perturbedStudent(teacher: LlamaModel, remove: number[]): LlamaModel {
   return { ...m, weights: { ...m.weights, blocks, lmHead, embed: m.config.tieWordEmbeddings ? lmHead : m.weights.embed } };
 }
 
-for (const [name, remove] of [['llama1', [2]], ['qwen2-bias', [1, 4]]] as const) {
-  test(`KD gradients (temperature 2, alpha 0.6, hidden term) match central finite differences: ${name}`, { skip: SKIP_SHARED }, async () => {
+// hidden states of random weights are small: a large hidden weight makes that term count
+const FD_CASES: [string, number[], Partial<KdSettings>][] = [
+  ['llama1', [2], { temperature: 2, alpha: 0.6, hiddenWeight: 20 }],
+  ['qwen2-bias', [1, 4], { temperature: 2, alpha: 0.6, hiddenWeight: 20 }],
+  ['llama1', [1, 3], { temperature: 3, alpha: 1, hiddenWeight: 0 }],
+];
+for (const [name, remove, kdo] of FD_CASES) {
+  test(`KD gradients (temperature ${kdo.temperature}, alpha ${kdo.alpha}, hidden weight ${kdo.hiddenWeight}) match central finite differences: ${name}`, { skip: SKIP_SHARED }, async () => {
     const f = loadFixture(name);
     const L = f.model.config.numLayers;
-    const kept = [...Array(L).keys()].filter((i) => !(remove as readonly number[]).includes(i));
-    const student = perturbedStudent(f.model, [...remove]);
+    const kept = [...Array(L).keys()].filter((i) => !remove.includes(i));
+    const student = perturbedStudent(f.model, remove);
     const run = new LlamaRunner(student);
     const teacher = new Teacher(loadFixture(name).model); // its own weights: the student's are perturbed in place below
     const b: Batch = { ids: f.ids, targets: shiftTargets(f.ids, f.B, f.T), B: f.B, T: f.T };
-    const s = kdSettings({ temperature: 2, alpha: 0.6, hiddenWeight: 0.5 });
+    const s = kdSettings(kdo);
     const r = await kdForwardBackward(run, teacher, b, s, kept, ALL);
-    assert.ok(r.kl / r.count > 1e-2 && r.hidden > 0, `the student differs from the teacher (KL ${r.kl / r.count})`);
+    assert.ok(r.kl / r.count > 1e-2, `the student differs from the teacher (KL ${r.kl / r.count})`);
     const loss = async () => { const x = await kdForwardBackward(run, teacher, b, s, kept, null); return x.sum / x.count; };
     const g = r.grads!;
+    // the hidden term matters here: without it the first block's gradient is clearly different
+    if (s.hiddenWeight > 0) {
+      const noHidden = (await kdForwardBackward(run, teacher, b, { ...s, hiddenWeight: 0 }, kept, ALL)).grads!;
+      const q0 = g.blocks[0]!.q!, q0n = noHidden.blocks[0]!.q!;
+      assert.ok(q0.some((x, i) => Math.abs(x - q0n[i]!) > 0.05 * maxAbs(q0)), 'the hidden term changes the gradients');
+    }
     const Ls = student.config.numLayers;
     const cases: [string, Float32Array, Float32Array][] = [
       ['embed', student.weights.embed.data as Float32Array, g.embed!],
