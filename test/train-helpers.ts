@@ -11,10 +11,10 @@ export function tmpDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-/** A 2-block random LLaMA (hidden 32) with the project's default tokenizer (vocab 4096). */
-export function tinyModelDir(dir: string, dtype: DType = 'f32', tied = false): string {
+/** A random LLaMA (hidden 32, 2 blocks unless asked) with the project's default tokenizer (vocab 4096). */
+export function tinyModelDir(dir: string, dtype: DType = 'f32', tied = false, layers = 2): string {
   const cfg = {
-    architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2,
+    architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: 32, intermediate_size: 64, num_hidden_layers: layers,
     num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 4096, rms_norm_eps: 1e-5, rope_theta: 10000,
     max_position_embeddings: 512, tie_word_embeddings: tied, bos_token_id: 1, eos_token_id: 2,
   };

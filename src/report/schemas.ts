@@ -7,7 +7,7 @@
 import { UserError } from '../util/errors.js';
 import type { TrainStep, TrainMethod, TrainLog } from '../train/trainer.js';
 
-export type Retraining = 'none' | 'lora' | 'cpt' | 'cpt+lora';
+export type Retraining = 'none' | 'lora' | 'cpt' | 'cpt+lora' | 'kd' | 'kd+lora' | 'iterative';
 
 /** `shorten score`: one importance score per block under one criterion. */
 export interface ScoreFile {
@@ -43,6 +43,20 @@ export interface PruneFile {
   removed: number[];
   /** where the pruned model was written */
   out?: string;
+  /** iterative pruning (pruning.json's iterative.rounds): each round's choice and perplexity */
+  rounds?: PruneRound[];
+}
+
+export interface PruneRound {
+  round: number;
+  /** blocks cut, in the numbering of the model the round scored, and in the original numbering */
+  removed: number[];
+  removedOriginal: number[];
+  /** the round's scores for the blocks it scored */
+  scores: (number | null)[];
+  pplAfterCut: number;
+  pplAfterRetrain: number;
+  steps: number;
 }
 
 /** `shorten eval --ppl` (or one point of a sweep): perplexity of one model on one dataset. */
@@ -224,11 +238,23 @@ class FieldReader {
 function parsePruningJson(o: Obj, r: FieldReader): PruneFile {
   const numBlocks = r.num(o, 'num_hidden_layers_before', '', { int: true, min: 1 });
   const criterion = o['criterion'] === null ? 'explicit' : r.str(o, 'criterion');
-  return { kind: 'prune', model: r.str(o, 'source_model'), criterion, numBlocks, removed: r.blocks(o, 'removed_blocks', numBlocks, false) };
+  const base: PruneFile = { kind: 'prune', model: r.str(o, 'source_model'), criterion, numBlocks, removed: r.blocks(o, 'removed_blocks', numBlocks, false) };
+  const it = o['iterative'];
+  if (it === undefined) return base;
+  const rounds = r.arr(r.obj(it, 'iterative'), 'rounds', '', true).map((x, i): PruneRound => {
+    const ro = r.obj(x, `iterative.rounds[${i}]`);
+    const scores = r.numsOrNull(ro, 'scores');
+    const retrain = r.obj(ro['retrain'] ?? {}, `iterative.rounds[${i}].retrain`);
+    return {
+      round: r.num(ro, 'round', '', { int: true, min: 1 }), removed: r.blocks(ro, 'removed', scores.length, true), removedOriginal: r.blocks(ro, 'removed_original', numBlocks, true),
+      scores, pplAfterCut: r.num(ro, 'ppl_after_cut'), pplAfterRetrain: r.num(ro, 'ppl_after_retrain'), steps: r.num(retrain, 'steps', '', { int: true, min: 0 }),
+    };
+  });
+  return { ...base, rounds };
 }
 
-const RETRAINING: readonly Retraining[] = ['none', 'lora', 'cpt', 'cpt+lora'];
-const METHODS: readonly TrainMethod[] = ['lora', 'cpt', 'cpt+lora'];
+const RETRAINING: readonly Retraining[] = ['none', 'lora', 'cpt', 'cpt+lora', 'kd', 'kd+lora', 'iterative'];
+const METHODS: readonly TrainMethod[] = ['lora', 'cpt', 'cpt+lora', 'kd', 'kd+lora'];
 
 /**
  * Checks a parsed JSON file against its kind's schema. Returns undefined for JSON without a

@@ -5,7 +5,7 @@
  */
 import type { ReportData } from './inputs.js';
 import { type ChartSpec, importanceChart, pplChart, lossChart, latencyChart, throughputChart } from './charts.js';
-import { type Table, scoreTable, pplTable, trainTable, zeroShotTable, benchTable, summaryTable, formatSettings } from './tables.js';
+import { type Table, scoreTable, iterativeTable, pplTable, trainTable, zeroShotTable, benchTable, summaryTable, formatSettings } from './tables.js';
 
 export interface GenerationGroup {
   prompt: string;
@@ -48,6 +48,10 @@ export function buildSections(data: ReportData): Section[] {
       charts: [importanceChart(data.score, data.prune)],
       tables: [scoreTable(data.score, data.prune)],
     });
+  }
+
+  if (data.prune.some((p) => p.rounds?.length)) {
+    add({ id: 'iterative', title: 'Iterative pruning', notes: ['Blocks removed a round at a time, with retraining between rounds.'], tables: [iterativeTable(data.prune)] });
   }
 
   if (data.ppl.length) {

@@ -37,6 +37,20 @@ export function scoreTable(scores: ScoreFile[], prunes: PruneFile[]): Table {
   };
 }
 
+/** Iterative pruning: one row per round of each iterative run. */
+export function iterativeTable(prunes: PruneFile[]): Table {
+  const runs = prunes.filter((p) => p.rounds?.length);
+  return {
+    head: ['model', 'criterion', 'round', 'removed (round numbering)', 'removed (original)', 'PPL after cut', 'PPL after retraining', 'retraining steps'],
+    numeric: [false, false, true, false, false, true, true, true],
+    rows: runs.flatMap((p) => p.rounds!.map((r) => [
+      modelCell(p.model), cell(p.criterion), cell(r.round), cell(r.removed.join(', ')), cell(r.removedOriginal.join(', ')),
+      fixed(r.pplAfterCut, 3), fixed(r.pplAfterRetrain, 3), cell(r.steps),
+    ])),
+    notes: ['Perplexity on the calibration set; each round re-scores the model the previous round retrained.'],
+  };
+}
+
 export function pplTable(ppl: PplFile[]): Table {
   const sorted = [...ppl].sort((a, b) => a.dataset.localeCompare(b.dataset) || a.removedBlocks - b.removedBlocks || pplSeries(a).localeCompare(pplSeries(b)));
   return {

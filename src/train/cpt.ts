@@ -8,22 +8,22 @@
  * checkpoints hold the f32 masters, so a resume is exact; the result is saved in the model's
  * original dtype, rounded once, at <out>/model.
  */
-import { preflight } from '../util/memory.js';
-import { cptStepMemory } from '../model/memory.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { inspectModel, loadModel, saveModel, configJson, copyTokenizerFiles } from '../io/model-folder.js';
-import { loadTokenizer } from '../io/tokenizer.js';
+import { preflight } from '../util/memory.js';
+import { cptStepMemory } from '../model/memory.js';
+import { loadTokenizer, type TextTokenizer } from '../io/tokenizer.js';
 import { fromF32, type Tensor } from '../engine/tensor.js';
 import type { DType } from '../engine/dtype.js';
-import { LlamaRunner } from '../model/llama.js';
+import { LlamaRunner, type Grads } from '../model/llama.js';
 import { BLOCK_WEIGHT_NAMES, BLOCK_BIAS_NAMES, hfBlockName, type LlamaModel, type BlockWeights, type BlockWeightName, type BlockBiasName } from '../model/weights.js';
 import { defaultDocuments } from '../data/default-corpus.js';
 import { UserError } from '../util/errors.js';
 import { type Param, param, accumulateGrad } from './adamw.js';
 import { lmBatch, type Batch } from './batch.js';
 import { DocReader, TextPacker, skipDocs, countSequences, packedRows, type DocSource, type DocCursor, type PackState } from './packing.js';
-import { train, loadParams, masterCopy, methodSettings, type TrainTask, type MethodOptions } from './trainer.js';
+import { train, loadParams, masterCopy, methodSettings, type TrainTask, type MethodOptions, type TrainSettings } from './trainer.js';
 import { checkOutput, prepareOutput, completedLog, writeLog, CKPT_DIR, LOG_FILE, type FinalLog } from './run-folder.js';
 import { provenance, type TrainRunResult } from './lora.js';
 import type { Decay } from './schedule.js';
@@ -46,7 +46,7 @@ export interface CptOptions extends MethodOptions {
 }
 
 /** Trainable f32 masters for every parameter, installed into the model in place of its tensors. */
-function masterParams(model: LlamaModel): { params: Param[]; dtypes: Map<string, DType> } {
+export function masterParams(model: LlamaModel): { params: Param[]; dtypes: Map<string, DType> } {
   const params: Param[] = [];
   const dtypes = new Map<string, DType>();
   const master = (name: string, t: Tensor, decay: boolean): Tensor => {
@@ -73,7 +73,7 @@ function masterParams(model: LlamaModel): { params: Param[]; dtypes: Map<string,
 }
 
 /** The trained model in its original dtypes (16-bit weights rounded to nearest even). */
-function exportModel(model: LlamaModel, params: Param[], dtypes: Map<string, DType>): LlamaModel {
+export function exportModel(model: LlamaModel, params: Param[], dtypes: Map<string, DType>): LlamaModel {
   const t = new Map(params.map((p) => [p.name, fromF32(Float32Array.from(p.value), p.shape, dtypes.get(p.name)!)]));
   const embed = t.get('model.embed_tokens.weight')!;
   const blocks = model.weights.blocks.map((b, li) => {
@@ -84,19 +84,27 @@ function exportModel(model: LlamaModel, params: Param[], dtypes: Map<string, DTy
   return { ...model, weights: { embed, blocks, norm: t.get('model.norm.weight')!, lmHead: model.config.tieWordEmbeddings ? embed : t.get('lm_head.weight')! } };
 }
 
-export async function trainCpt(o: CptOptions): Promise<TrainRunResult> {
-  const out = o.out;
-  if (o.resume) {
-    const done = completedLog(out);
-    if (done) return { out, log: done, seconds: done.seconds ?? 0, stopped: false };
-  }
-  const inputs = [o.model, o.tokenizer, o.valData, ...(o.data ?? [])];
-  checkOutput(out, o, inputs);
+/** The data side of CPT (also KD's): packed, streamed training text and held-out validation rows. */
+export interface CptData {
+  reader: DocReader;
+  packer: TextPacker;
+  sources: DocSource[];
+  /** micro-batches of the validation rows */
+  valBatches: Batch[];
+  valSeqs: number;
+  valSource: string;
+  steps: number;
+  epochs: number;
+  seqLen: number;
+  eos: boolean;
+  seed: number;
+  microBatch: number;
+  batchSize: number;
+}
+
+export function cptData(o: CptOptions, tok: TextTokenizer): CptData {
   const seqLen = o.seqLen ?? 256, eos = o.eos ?? true, seed = o.seed ?? 42;
   const microBatch = o.microBatch ?? 4, batchSize = o.batchSize ?? 32;
-  preflight('train cpt', cptStepMemory(inspectModel(o.model).config, { B: Math.min(microBatch, batchSize), T: seqLen }, batchSize > microBatch));
-  const model = loadModel(o.model);
-  const tok = loadTokenizer(o.tokenizer ?? o.model);
   const valSeqs = o.valSeqs ?? 32;
 
   // data: streamed training text; validation from its own source or held-out leading documents
@@ -131,17 +139,67 @@ export async function trainCpt(o: CptOptions): Promise<TrainRunResult> {
     if (seqs === 0) throw new UserError(`the training text is shorter than one sequence of ${seqLen} tokens`);
     steps = Math.max(1, Math.floor((epochs * seqs) / batchSize));
   }
+  const valBatches: Batch[] = [];
+  for (let i = 0; i < valRows.length; i += microBatch) valBatches.push(lmBatch(valRows.slice(i, i + microBatch)));
+  return { reader, packer, sources, valBatches, valSeqs: valRows.length, valSource, steps, epochs, seqLen, eos, seed, microBatch, batchSize };
+}
+
+/** Mean NLL of the validation batches, or null without any. */
+export async function validationNll(run: LlamaRunner, batches: Batch[]): Promise<number | null> {
+  if (!batches.length) return null;
+  let sum = 0, count = 0;
+  for (const b of batches) {
+    const r = await run.forward(b.ids, b.B, b.T, { targets: b.targets });
+    sum += r.loss! * r.count!;
+    count += r.count!;
+  }
+  return sum / count;
+}
+
+/** Add a micro-batch's full-model gradients (of its mean loss over `count` targets) into the masters. */
+export function accumulateModelGrads(byName: Map<string, Param>, g: Grads, count: number): void {
+  g.blocks.forEach((bg, li) => {
+    for (const [n, grad] of Object.entries(bg ?? {}) as [BlockWeightName | BlockBiasName, Float32Array][]) accumulateGrad(byName.get(hfBlockName(li, n))!, grad, count);
+  });
+  accumulateGrad(byName.get('model.embed_tokens.weight')!, g.embed!, count); // includes the tied head's gradient
+  accumulateGrad(byName.get('model.norm.weight')!, g.norm!, count);
+  if (g.lmHead) accumulateGrad(byName.get('lm_head.weight')!, g.lmHead, count);
+}
+
+/** CPT's optimizer defaults: AdamW (0.9, 0.95), weight decay 0.1, cosine to 10%. */
+export function cptSettings(o: MethodOptions, d: CptData): TrainSettings {
+  return methodSettings(o, { steps: d.steps, batchSize: d.batchSize, microBatch: d.microBatch, seed: d.seed },
+    { warmup: Math.min(100, Math.floor(d.steps / 10)), decay: 'cosine', minLrRatio: 0.1, beta2: 0.95, weightDecay: 0.1 });
+}
+
+/** What a checkpoint folder needs besides the weights to be a loadable model: config.json (f32) and the tokenizer. */
+export function modelCheckpointExtras(model: LlamaModel, tokenizerDir: string): (dir: string) => void {
+  const srcConfig = configJson(model);
+  return (dir) => {
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...srcConfig, torch_dtype: 'float32' }, null, 2) + '\n');
+    copyTokenizerFiles(tokenizerDir, dir);
+  };
+}
+
+export async function trainCpt(o: CptOptions): Promise<TrainRunResult> {
+  const out = o.out;
+  if (o.resume) {
+    const done = completedLog(out);
+    if (done) return { out, log: done, seconds: done.seconds ?? 0, stopped: false };
+  }
+  const inputs = [o.model, o.tokenizer, o.valData, ...(o.data ?? [])];
+  checkOutput(out, o, inputs);
+  const microBatch = o.microBatch ?? 4, batchSize = o.batchSize ?? 32;
+  preflight('train cpt', cptStepMemory(inspectModel(o.model).config, { B: Math.min(microBatch, batchSize), T: o.seqLen ?? 256 }, batchSize > microBatch));
+  const model = loadModel(o.model);
+  const tok = loadTokenizer(o.tokenizer ?? o.model);
+  const d = cptData(o, tok);
+  const { reader, packer, sources, valBatches, valSource, steps, seqLen, eos, epochs } = d;
 
   const { params, dtypes } = masterParams(model);
   const byName = new Map(params.map((p) => [p.name, p]));
   const run = new LlamaRunner(model);
-  const valBatches: Batch[] = [];
-  for (let i = 0; i < valRows.length; i += microBatch) valBatches.push(lmBatch(valRows.slice(i, i + microBatch)));
-
-  // pretraining defaults: AdamW (0.9, 0.95), weight decay 0.1, cosine to 10%
-  const settings = methodSettings(o, { steps, batchSize, microBatch, seed },
-    { warmup: Math.min(100, Math.floor(steps / 10)), decay: 'cosine', minLrRatio: 0.1, beta2: 0.95, weightDecay: 0.1 });
-  const srcConfig = configJson(model);
+  const settings = cptSettings(o, d);
   const task: TrainTask = {
     params,
     nextBatch: (n) => lmBatch(Array.from({ length: n }, () => packer.next())),
@@ -151,38 +209,20 @@ export async function trainCpt(o: CptOptions): Promise<TrainRunResult> {
       const res = await run.forward(b.ids, b.B, b.T, { targets: b.targets, keep: true, rng });
       const count = res.count!;
       if (count === 0) return { sum: 0, count: 0 };
-      const g = await run.backward(res, { blocks: true, embed: true, norm: true, lmHead: true });
-      g.blocks.forEach((bg, li) => {
-        for (const [n, grad] of Object.entries(bg ?? {}) as [BlockWeightName | BlockBiasName, Float32Array][]) accumulateGrad(byName.get(hfBlockName(li, n))!, grad, count);
-      });
-      accumulateGrad(byName.get('model.embed_tokens.weight')!, g.embed!, count); // includes the tied head's gradient
-      accumulateGrad(byName.get('model.norm.weight')!, g.norm!, count);
-      if (g.lmHead) accumulateGrad(byName.get('lm_head.weight')!, g.lmHead, count);
+      accumulateModelGrads(byName, await run.backward(res, { blocks: true, embed: true, norm: true, lmHead: true }), count);
       return { sum: res.loss! * count, count };
     },
-    async validate() {
-      if (!valBatches.length) return null;
-      let sum = 0, count = 0;
-      for (const b of valBatches) {
-        const r = await run.forward(b.ids, b.B, b.T, { targets: b.targets });
-        sum += r.loss! * r.count!;
-        count += r.count!;
-      }
-      return sum / count;
-    },
+    validate: () => validationNll(run, valBatches),
     afterUpdate: () => run.invalidate(),
     weightsFile: 'model.safetensors',
     // with config.json (f32) and the tokenizer a checkpoint folder is itself a loadable model
-    writeExtras(dir) {
-      fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...srcConfig, torch_dtype: 'float32' }, null, 2) + '\n');
-      copyTokenizerFiles(o.model, dir);
-    },
+    writeExtras: modelCheckpointExtras(model, o.model),
     fingerprint: { method: 'cpt', model: path.resolve(o.model), data: sources.map((_, i) => reader.name(i)), val: valSource, seqLen, eos, shuffleBuffer: o.shuffleBuffer ?? 64 },
   };
   const label = o.label ?? `${path.basename(path.resolve(o.model))}-cpt`;
   const header = {
     kind: 'train' as const, label, method: 'cpt' as const, model: path.resolve(o.model),
-    settings: { ...settings, seqLen, data: sources.map((_, i) => reader.name(i)), validation: valSource, valSeqs: valRows.length, epochs: o.maxSteps ? undefined : epochs },
+    settings: { ...settings, seqLen, data: sources.map((_, i) => reader.name(i)), validation: valSource, valSeqs: d.valSeqs, epochs: o.maxSteps ? undefined : epochs },
   };
   prepareOutput(out, o, inputs);
   const r = await train(task, settings, { label: `cpt ${label}`, ckptRoot: path.join(out, CKPT_DIR), resume: o.resume ?? false, logFile: path.join(out, LOG_FILE), logHeader: header, stopAfter: o.stopAfter, onNan: o.onNan });

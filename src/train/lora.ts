@@ -46,7 +46,7 @@ export interface LoraOptions extends MethodOptions {
   merge?: boolean;
   /** chat template for instruction records: preset or file, 'none' for Alpaca's prompt (default: the model's own, if any) */
   chatTemplate?: string;
-  method?: 'lora' | 'cpt+lora';
+  method?: 'lora' | 'cpt+lora' | 'kd+lora';
 }
 
 export interface TrainRunResult {
@@ -141,8 +141,9 @@ export async function trainLora(o: LoraOptions): Promise<TrainRunResult> {
     writeExtras: (dir) => fs.writeFileSync(path.join(dir, ADAPTER_CONFIG), JSON.stringify(adapterConfig(lora, baseModel), null, 2) + '\n'),
     fingerprint: { method: 'lora', model: baseModel, data: path.resolve(o.data), lora, cutoff, trainOnInputs: o.trainOnInputs ?? false, eos: o.eos ?? true, valSize, trainRecords: trainEx.length, ...(template ? { chatTemplate: template.template } : {}) },
   };
-  // LoRA on a continued-pretrained model is the paper's CPT⇒LoRA
-  const derived = sourceMethod(o.model) === 'cpt' ? 'cpt+lora' : 'lora';
+  // LoRA on a continued-pretrained model is the paper's CPT⇒LoRA (on a distilled one, KD⇒LoRA)
+  const source = sourceMethod(o.model);
+  const derived = source === 'cpt' ? 'cpt+lora' : source === 'kd' ? 'kd+lora' : 'lora';
   const method = o.method ?? derived;
   const label = o.label ?? `${path.basename(path.resolve(o.model))}-${method}`;
   const header = {

@@ -26,7 +26,7 @@ import { UserError } from '../util/errors.js';
 import { firstNonFiniteF32 } from '../engine/finite.js';
 import { progress } from '../util/progress.js';
 
-export type TrainMethod = 'lora' | 'cpt' | 'cpt+lora';
+export type TrainMethod = 'lora' | 'cpt' | 'cpt+lora' | 'kd' | 'kd+lora';
 
 export interface TrainStep {
   step: number;

@@ -2,13 +2,16 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { scoreModelDir, scoreJson, pruneModelDir, type CalibSource } from '../../prune/pipeline.js';
+import { pruneIteratively } from '../../prune/iterative.js';
+import { roundRetrainer, retrainInfo, RETRAIN_METHODS, type RetrainMethod, type RoundRetrainOptions } from '../../train/retrainer.js';
 import { checkCriterion, CRITERIA } from '../../prune/score.js';
 import type { Selection } from '../../prune/select.js';
 import { UserError } from '../../util/errors.js';
 import { guardOutput } from '../../io/output-guard.js';
-import { int, float, intList, printJson } from '../options.js';
+import { int, float, intList, oneOf, printJson } from '../options.js';
 
 interface CalibOpts { data?: string; calibIds?: string; n: number; seqLen: number; seed: number; recompute?: boolean }
+interface IterOpts { iterative?: boolean; retrain: RetrainMethod; retrainSteps?: number; perRound: number; retrainData?: string[]; teacher?: string; retrainLr?: number; retrainBatchSize?: number; retrainSeqLen?: number }
 interface SelOpts { remove?: number; ratio?: number; params?: boolean; blocks?: number[]; plus: boolean; protect?: number[] }
 
 function withCalibration(cmd: Command): Command {
@@ -86,13 +89,40 @@ export function registerPrune(program: Command): void {
     .requiredOption('--model <dir>', 'Hugging Face model folder (never modified)')
     .option('--criterion <name>', `one of ${CRITERIA.join(', ')}`, 'taylor')))
     .requiredOption('--out <dir>', 'output folder (appears only when complete)')
+    .option('--iterative', 'remove blocks a round at a time, retraining briefly and re-scoring between rounds')
+    .option('--per-round <k>', 'with --iterative: blocks removed per round', int('--per-round'), 1)
+    .option('--retrain <method>', `with --iterative: retraining between rounds (${RETRAIN_METHODS.join(', ')})`, oneOf('--retrain', RETRAIN_METHODS), 'cpt')
+    .option('--retrain-steps <n>', 'with --iterative: optimizer steps of each round\'s retraining', int('--retrain-steps'))
+    .option('--retrain-data <files...>', 'with --iterative: training text (cpt, kd; default: the embedded Brown train split) or LoRA data (lora)')
+    .option('--teacher <dir>', 'with --retrain kd: the teacher (default: --model, the unpruned model)')
+    .option('--retrain-lr <x>', 'with --iterative: peak learning rate of each round', float('--retrain-lr'))
+    .option('--retrain-batch-size <n>', 'with --iterative: rows per optimizer step', int('--retrain-batch-size'))
+    .option('--retrain-seq-len <n>', 'with --iterative --retrain cpt|kd: tokens per packed sequence', int('--retrain-seq-len'))
     .option('--force', 'replace an existing output folder')
     .option('--json', 'print the pruning summary as JSON')
-    .action(async (o: CalibOpts & SelOpts & { model: string; criterion: string; out: string; force?: boolean; json?: boolean }) => {
+    .action(async (o: CalibOpts & SelOpts & IterOpts & { model: string; criterion: string; out: string; force?: boolean; json?: boolean }) => {
       const sel = selection(o);
+      if (o.iterative) return pruneIterativeCli(o, sel);
       const r = await pruneModelDir(o.model, o.out, sel.blocks ? null : checkCriterion(o.criterion), calibSource(o), sel, o.force);
       const summary = { out: o.out, removed_blocks: r.removed, kept_blocks: r.kept, params_before: r.paramsBefore, params_after: r.paramsAfter };
       if (o.json) printJson(summary);
       else process.stdout.write(`removed blocks ${r.removed.join(', ')} -> ${r.kept.length} blocks, ${r.paramsAfter.toLocaleString('en-US')} parameters (${(100 * (1 - r.paramsAfter / r.paramsBefore)).toFixed(1)}% fewer); wrote ${o.out}\n`);
     });
+}
+
+async function pruneIterativeCli(o: CalibOpts & IterOpts & { model: string; criterion: string; out: string; force?: boolean; json?: boolean }, sel: Selection): Promise<void> {
+  if (o.retrainSteps === undefined) throw new UserError('--iterative needs --retrain-steps N (optimizer steps of retraining per round)');
+  const train = { ...(o.retrainLr !== undefined ? { lr: o.retrainLr } : {}), ...(o.retrainBatchSize !== undefined ? { batchSize: o.retrainBatchSize } : {}) };
+  const rt: RoundRetrainOptions = {
+    method: o.retrain, steps: o.retrainSteps, data: o.retrainData, teacher: o.retrain === 'kd' ? o.teacher ?? o.model : undefined,
+    cpt: { ...train, ...(o.retrainSeqLen !== undefined ? { seqLen: o.retrainSeqLen } : {}) }, lora: train,
+  };
+  const r = await pruneIteratively({
+    model: o.model, out: o.out, criterion: checkCriterion(o.criterion), calib: calibSource(o), sel, perRound: o.perRound, force: o.force,
+    retrain: roundRetrainer(rt), retrainInfo: retrainInfo(rt), retrainInputs: [...(o.retrainData ?? []), rt.teacher],
+  });
+  const summary = { out: o.out, removed_blocks: r.removed, kept_blocks: r.kept, params_before: r.paramsBefore, params_after: r.paramsAfter, rounds: r.rounds, seconds: r.seconds };
+  if (o.json) { printJson(summary); return; }
+  const lines = r.rounds.map((x) => `round ${x.round}: removed block ${x.removed.join(', ')} of ${x.blocks_before} (original ${x.removed_original.join(', ')}), calibration PPL ${x.ppl_after_cut.toFixed(3)} after the cut, ${x.ppl_after_retrain.toFixed(3)} after ${x.retrain.steps} ${o.retrain} steps`);
+  process.stdout.write(`${lines.join('\n')}\nremoved blocks ${r.removed.join(', ')} -> ${r.kept.length} blocks, ${r.paramsAfter.toLocaleString('en-US')} parameters (${(100 * (1 - r.paramsAfter / r.paramsBefore)).toFixed(1)}% fewer); wrote ${o.out}\n`);
 }

@@ -6,6 +6,8 @@ import type { Command } from 'commander';
 import { trainLora, type LoraOptions, type TrainRunResult } from '../../train/lora.js';
 import { trainCpt, type CptOptions } from '../../train/cpt.js';
 import { trainCptLora } from '../../train/cpt-lora.js';
+import { trainKd } from '../../train/kd.js';
+import { KD_DEFAULTS } from '../../train/kd-loss.js';
 import { parseTargets } from '../../train/peft.js';
 import { DECAYS, type Decay } from '../../train/schedule.js';
 import { NAN_POLICIES, type NanPolicy } from '../../train/trainer.js';
@@ -23,6 +25,8 @@ interface CommonOpts {
 interface OptimOpts { epochs: number; maxSteps?: number; lr: number; batchSize: number; warmup?: number; decay: Decay; weightDecay: number; beta1: number; beta2: number }
 
 interface LoraCli { data: string; eos: boolean; r: number; alpha: number; dropout: number; targets: string[]; cutoff: number; trainOnInputs?: boolean; valSize?: number; merge?: boolean; chatTemplate?: string }
+
+interface KdCli { teacher: string; kdTemp: number; kdAlpha: number; kdHidden: number; lora?: boolean; r: number; alpha: number; dropout: number; targets: string[]; merge?: boolean }
 
 interface CptCli { data?: string[]; valData?: string; valDocs: number; valSeqs: number; seqLen: number; eos: boolean; shuffleBuffer: number }
 
@@ -121,7 +125,7 @@ function report(o: { json?: boolean }, r: TrainRunResult, what: string): void {
 }
 
 export function registerTrain(program: Command): void {
-  const train = program.command('train').description('retrain a pruned model: LoRA, continued pretraining (CPT), or CPT then LoRA');
+  const train = program.command('train').description('retrain a pruned model: LoRA, continued pretraining (CPT), CPT then LoRA, or distillation from the unpruned model (KD)');
 
   loraOpts(optim(common(train.command('lora')
     .description('LoRA on instruction data (Alpaca template, loss on responses); writes a PEFT adapter')), { epochs: 2, lr: 1e-4, batch: 64, warmup: 100, decay: 'linear', wd: 0, b2: 0.999 }))
@@ -135,6 +139,27 @@ export function registerTrain(program: Command): void {
     .action(async (o: CommonOpts & OptimOpts & CptCli) => {
       const r = await trainCpt({ model: o.model, out: o.out, resume: o.resume, force: o.force, label: o.label, ...commonOf(o), ...cptOf(o) });
       report(o, r, `${o.out}/model`);
+    });
+
+  cptOpts(optim(common(train.command('kd')
+    .description('knowledge distillation from the unpruned model on raw text (CPT\'s data, optimizer and checkpoints; KL to the teacher\'s next-token distribution)')), { epochs: 1, lr: 1e-4, batch: 32, decay: 'cosine', wd: 0.1, b2: 0.95 }))
+    .requiredOption('--teacher <dir>', 'the model the student was pruned from (forward only, in its stored dtype; never modified)')
+    .option('--kd-temp <t>', 'softmax temperature of both distributions (the KL is scaled by t^2)', float('--kd-temp'), KD_DEFAULTS.temperature)
+    .option('--kd-alpha <a>', 'weight of the KD loss; 1 - a weighs the plain LM loss', float('--kd-alpha'), KD_DEFAULTS.alpha)
+    .option('--kd-hidden <w>', 'weight of the hidden-state term: MSE between each kept block\'s output and its teacher block\'s (pruning.json kept_blocks)', float('--kd-hidden'), KD_DEFAULTS.hiddenWeight)
+    .option('--lora', 'train LoRA adapters on the frozen student instead of all its weights (PEFT adapter in --out)')
+    .option('--r <n>', 'with --lora: LoRA rank', int('--r'), 8)
+    .option('--alpha <x>', 'with --lora: LoRA alpha (scale = alpha / r)', float('--alpha'), 16)
+    .option('--dropout <p>', 'with --lora: LoRA dropout', float('--dropout'), 0.05)
+    .option('--targets <list>', 'with --lora: adapted projections', list, ['q', 'k', 'v', 'o', 'gate', 'up', 'down'])
+    .option('--merge', 'with --lora: also write the merged model to <out>/merged')
+    .action(async (o: CommonOpts & OptimOpts & CptCli & KdCli) => {
+      const lora = o.lora ? { r: o.r, alpha: o.alpha, dropout: o.dropout, targets: parseTargets(o.targets) } : undefined;
+      const r = await trainKd({
+        model: o.model, out: o.out, resume: o.resume, force: o.force, label: o.label, ...commonOf(o), ...cptOf(o),
+        teacher: o.teacher, kd: { temperature: o.kdTemp, alpha: o.kdAlpha, hiddenWeight: o.kdHidden }, lora, merge: o.merge,
+      });
+      report(o, r, lora ? `${o.out}/adapter_config.json, adapter_model.safetensors${o.merge ? `, ${o.out}/merged` : ''}` : `${o.out}/model`);
     });
 
   const both = common(train.command('cpt-lora')
