@@ -21,7 +21,7 @@ import { UserError } from '../util/errors.js';
 import { type Param, param, accumulateGrad } from './adamw.js';
 import { lmBatch, type Batch } from './batch.js';
 import { DocReader, TextPacker, skipDocs, countSequences, packedRows, type DocSource, type DocCursor, type PackState } from './packing.js';
-import { train, loadParams, masterCopy, methodSettings, type TrainTask, type MethodOptions } from './trainer.js';
+import { train, loadParams, masterCopy, methodSettings, type TrainTask, type MethodOptions, type TrainSettings, type TrainLog } from './trainer.js';
 import { checkOutput, prepareOutput, completedLog, writeLog, CKPT_DIR, LOG_FILE, type FinalLog } from './run-folder.js';
 import { provenance, type TrainRunResult } from './lora.js';
 import type { Decay } from './schedule.js';
@@ -44,7 +44,7 @@ export interface CptOptions extends MethodOptions {
 }
 
 /** Trainable f32 masters for every parameter, installed into the model in place of its tensors. */
-function masterParams(model: LlamaModel): { params: Param[]; dtypes: Map<string, DType> } {
+export function masterParams(model: LlamaModel): { params: Param[]; dtypes: Map<string, DType> } {
   const params: Param[] = [];
   const dtypes = new Map<string, DType>();
   const master = (name: string, t: Tensor, decay: boolean): Tensor => {
@@ -71,7 +71,7 @@ function masterParams(model: LlamaModel): { params: Param[]; dtypes: Map<string,
 }
 
 /** The trained model in its original dtypes (16-bit weights rounded to nearest even). */
-function exportModel(model: LlamaModel, params: Param[], dtypes: Map<string, DType>): LlamaModel {
+export function exportModel(model: LlamaModel, params: Param[], dtypes: Map<string, DType>): LlamaModel {
   const t = new Map(params.map((p) => [p.name, fromF32(Float32Array.from(p.value), p.shape, dtypes.get(p.name)!)]));
   const embed = t.get('model.embed_tokens.weight')!;
   const blocks = model.weights.blocks.map((b, li) => {
@@ -82,14 +82,26 @@ function exportModel(model: LlamaModel, params: Param[], dtypes: Map<string, DTy
   return { ...model, weights: { embed, blocks, norm: t.get('model.norm.weight')!, lmHead: model.config.tieWordEmbeddings ? embed : t.get('lm_head.weight')! } };
 }
 
-export async function trainCpt(o: CptOptions): Promise<TrainRunResult> {
-  const out = o.out;
-  if (o.resume) {
-    const done = completedLog(out);
-    if (done) return { out, log: done, seconds: done.seconds ?? 0, stopped: false };
-  }
-  const inputs = [o.model, o.tokenizer, o.valData, ...(o.data ?? [])];
-  checkOutput(out, o, inputs);
+/** What a CPT run trains on and how: everything before the first step (shared with --engine torch). */
+export interface CptPlan {
+  model: LlamaModel;
+  reader: DocReader;
+  /** the training sequences in the order the run consumes them */
+  packer: TextPacker;
+  valRows: Int32Array[];
+  settings: TrainSettings;
+  fingerprint: Record<string, unknown>;
+  header: Omit<TrainLog, 'steps'>;
+  seqLen: number;
+}
+
+/** The inputs a CPT run reads (outputs must not overlap them). */
+export function cptInputs(o: CptOptions): (string | undefined)[] {
+  return [o.model, o.tokenizer, o.valData, ...(o.data ?? [])];
+}
+
+/** Load the model and tokenizer, lay out the data stream and validation rows, settle the settings. */
+export function planCpt(o: CptOptions): CptPlan {
   const model = loadModel(o.model);
   const tok = loadTokenizer(o.tokenizer ?? o.model);
   const seqLen = o.seqLen ?? 256, eos = o.eos ?? true, seed = o.seed ?? 42;
@@ -128,6 +140,28 @@ export async function trainCpt(o: CptOptions): Promise<TrainRunResult> {
     if (seqs === 0) throw new UserError(`the training text is shorter than one sequence of ${seqLen} tokens`);
     steps = Math.max(1, Math.floor((epochs * seqs) / batchSize));
   }
+  // pretraining defaults: AdamW (0.9, 0.95), weight decay 0.1, cosine to 10%
+  const settings = methodSettings(o, { steps, batchSize, microBatch, seed },
+    { warmup: Math.min(100, Math.floor(steps / 10)), decay: 'cosine', minLrRatio: 0.1, beta2: 0.95, weightDecay: 0.1 });
+  const fingerprint = { method: 'cpt', model: path.resolve(o.model), data: sources.map((_, i) => reader.name(i)), val: valSource, seqLen, eos, shuffleBuffer: o.shuffleBuffer ?? 64 };
+  const label = o.label ?? `${path.basename(path.resolve(o.model))}-cpt`;
+  const header = {
+    kind: 'train' as const, label, method: 'cpt' as const, model: path.resolve(o.model),
+    settings: { ...settings, seqLen, data: sources.map((_, i) => reader.name(i)), validation: valSource, valSeqs: valRows.length, epochs: o.maxSteps ? undefined : epochs },
+  };
+  return { model, reader, packer, valRows, settings, fingerprint, header, seqLen };
+}
+
+export async function trainCpt(o: CptOptions): Promise<TrainRunResult> {
+  const out = o.out;
+  if (o.resume) {
+    const done = completedLog(out);
+    if (done) return { out, log: done, seconds: done.seconds ?? 0, stopped: false };
+  }
+  const inputs = cptInputs(o);
+  checkOutput(out, o, inputs);
+  const { model, reader, packer, valRows, settings, fingerprint, header } = planCpt(o);
+  const microBatch = settings.microBatch;
 
   const { params, dtypes } = masterParams(model);
   const byName = new Map(params.map((p) => [p.name, p]));
@@ -135,9 +169,6 @@ export async function trainCpt(o: CptOptions): Promise<TrainRunResult> {
   const valBatches: Batch[] = [];
   for (let i = 0; i < valRows.length; i += microBatch) valBatches.push(lmBatch(valRows.slice(i, i + microBatch)));
 
-  // pretraining defaults: AdamW (0.9, 0.95), weight decay 0.1, cosine to 10%
-  const settings = methodSettings(o, { steps, batchSize, microBatch, seed },
-    { warmup: Math.min(100, Math.floor(steps / 10)), decay: 'cosine', minLrRatio: 0.1, beta2: 0.95, weightDecay: 0.1 });
   const srcConfig = configJson(model);
   const task: TrainTask = {
     params,
@@ -174,13 +205,9 @@ export async function trainCpt(o: CptOptions): Promise<TrainRunResult> {
       fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...srcConfig, torch_dtype: 'float32' }, null, 2) + '\n');
       copyTokenizerFiles(o.model, dir);
     },
-    fingerprint: { method: 'cpt', model: path.resolve(o.model), data: sources.map((_, i) => reader.name(i)), val: valSource, seqLen, eos, shuffleBuffer: o.shuffleBuffer ?? 64 },
+    fingerprint,
   };
-  const label = o.label ?? `${path.basename(path.resolve(o.model))}-cpt`;
-  const header = {
-    kind: 'train' as const, label, method: 'cpt' as const, model: path.resolve(o.model),
-    settings: { ...settings, seqLen, data: sources.map((_, i) => reader.name(i)), validation: valSource, valSeqs: valRows.length, epochs: o.maxSteps ? undefined : epochs },
-  };
+  const label = header.label;
   prepareOutput(out, o, inputs);
   const r = await train(task, settings, { label: `cpt ${label}`, ckptRoot: path.join(out, CKPT_DIR), resume: o.resume ?? false, logFile: path.join(out, LOG_FILE), logHeader: header, stopAfter: o.stopAfter, onNan: o.onNan });
   reader.close();
