@@ -78,7 +78,7 @@ describe('torch job folder', () => {
   });
 
   test('LoRA: every example once, the seeded epoch order, labels, and our initial adapters', () => {
-    const o: LoraOptions = { model, data: alpaca, out: path.join(dir, 'unused'), maxSteps: 4, batchSize: 8, microBatch: 3, valSize: 0, cutoff: 40, seed: 5, r: 4 };
+    const o: LoraOptions = { model, data: alpaca, out: path.join(dir, 'unused'), maxSteps: 4, batchSize: 8, microBatch: 3, valSize: 0, cutoff: 64, seed: 5, r: 4, chatTemplate: 'none' };
     const jobDir = path.join(dir, 'lora-job');
     const { job } = emitLoraJob(o, { dir: jobDir });
     const plan = planLora(o);
@@ -188,7 +188,7 @@ describe('torch job vs our trainer: stories260K, one block removed, 2 gloo proce
     for (let i = 0; i + 128 <= Math.min(stream.length, 128 * 16); i += 128) heldOut.push(stream.slice(i, i + 128));
     const recs = JSON.parse(fs.readFileSync(sharedDir('data/train/alpaca_en_demo.json'), 'utf8')) as unknown[];
     alpaca = path.join(dir, 'alpaca.json');
-    fs.writeFileSync(alpaca, JSON.stringify(recs.slice(0, 160)));
+    fs.writeFileSync(alpaca, JSON.stringify(recs.slice(0, 400)));
   });
 
   test('CPT: 50 steps, per-step and validation losses within 1e-4 relative; the imported model scores the same PPL', async () => {
@@ -214,7 +214,7 @@ describe('torch job vs our trainer: stories260K, one block removed, 2 gloo proce
 
   test('LoRA (dropout 0): 50 steps within 1e-4 relative; the imported PEFT adapter scores the same PPL', async () => {
     const lora = (out: string): LoraOptions => ({
-      model: pruned, data: alpaca, out, cutoff: 64, valSize: 16, maxSteps: 50, batchSize: 8, microBatch: 3, dropout: 0, r: 4, alpha: 8,
+      model: pruned, data: alpaca, out, cutoff: 128, valSize: 16, maxSteps: 50, batchSize: 4, microBatch: 3, dropout: 0, r: 4, alpha: 8,
       lr: 3e-3, warmup: 5, saveEvery: 25, seed: 42, chatTemplate: 'none',
     });
     const jobDir = path.join(dir, 'lora-job');

@@ -271,8 +271,8 @@ def worker(local_rank, args):
     if args.fsdp:
         from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
         from torch.distributed.fsdp.wrap import transformer_auto_wrap_policy
-        if int(torch.__version__.split('.')[0]) < 2:
-            sys.exit('--fsdp needs torch >= 2.0 (use_orig_params, for per-parameter weight decay)')
+        if int(torch.__version__.split('.')[0]) < 2 or world < 2:
+            sys.exit('--fsdp needs torch >= 2.0 (use_orig_params, for per-parameter weight decay) and 2 processes or more')
         names = {id(p): n for n, p in model.named_parameters()}
         decay_names = {names[i] for i in decay}
         model = FSDP(model, auto_wrap_policy=functools.partial(transformer_auto_wrap_policy, transformer_layer_cls={Block}),
