@@ -118,6 +118,7 @@ async function torchJob(o: CommonOpts & TorchCli, emit: (dir: string) => JobSpec
   if (o.out && !o.launch) throw new UserError('--out with --engine torch needs --launch (or run the job, then: shorten train import DIR --out OUT)');
   if (o.out) checkOutput(o.out, { force: o.force }, [o.emit, o.model]); // before hours of training, not after
   const reuse = o.resume && fs.existsSync(path.join(o.emit, JOB_FILE));
+  if (reuse) process.stderr.write(`--resume: reusing the job in ${o.emit} as it was emitted (its recipe is its job.json)\n`);
   const job = reuse ? readJob(o.emit) : emit(o.emit);
   const about = { job: o.emit, method: job.method, steps: job.settings.steps, rows: job.rows, tokens: job.tokens };
   if (!o.launch) {
