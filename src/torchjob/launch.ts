@@ -52,8 +52,8 @@ export interface LaunchOptions {
 export async function launchTorchJob(dir: string, o: LaunchOptions = {}): Promise<void> {
   const job = readJob(dir);
   const py = torchPythonOrThrow(o.python);
-  const args = [path.join(dir, 'train.py'), '--local', String(o.nproc ?? 1), '--progress', 'json', ...(o.cpu ? ['--cpu'] : []), ...(o.fsdp ? ['--fsdp'] : []), ...(o.threads ? ['--threads', String(o.threads)] : [])];
-  const child = spawn(py, args, { cwd: dir, env: torchEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
+  const args = [path.resolve(dir, 'train.py'), '--local', String(o.nproc ?? 1), '--progress', 'json', ...(o.cpu ? ['--cpu'] : []), ...(o.fsdp ? ['--fsdp'] : []), ...(o.threads ? ['--threads', String(o.threads)] : [])];
+  const child = spawn(py, args, { cwd: path.resolve(dir), env: torchEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
   const bar = progress(o.label ?? `torch ${job.method} ${job.header.label}`, job.settings.steps, 'steps');
   const lines = readline.createInterface({ input: child.stdout });
   lines.on('line', (line) => {
