@@ -37,7 +37,13 @@ export const JOB_FILE = 'job.json';
 /** Rows go to a new shard past this many tokens (256 MB of int32). */
 const SHARD_TOKENS = 1 << 26;
 
-/** Which parameters train (a recipe-*.py block) and what they minimise (a loss-*.py block). */
+/**
+ * Which parameters train (assets/torchjob/recipe-*.py: prepare(model) -> {saved name: parameter},
+ * saved_name(state-dict key)) and what they minimise (loss-*.py: loss_sum(model, ids, targets), the
+ * loss summed over target tokens). Knowledge distillation would be loss 'kd': a loss-kd.py that
+ * runs a frozen teacher (copied to teacher/, listed in job.json with its temperature and weights)
+ * beside the student, with params 'full' or 'lora' as they are.
+ */
 export interface Recipe {
   params: 'full' | 'lora';
   loss: 'lm';
