@@ -23,7 +23,7 @@ import { UserError } from '../util/errors.js';
 import { type Param, param, accumulateGrad } from './adamw.js';
 import { lmBatch, type Batch } from './batch.js';
 import { DocReader, TextPacker, skipDocs, countSequences, packedRows, type DocSource, type DocCursor, type PackState } from './packing.js';
-import { train, loadParams, masterCopy, methodSettings, type TrainTask, type MethodOptions, type TrainSettings } from './trainer.js';
+import { train, loadParams, masterCopy, methodSettings, type TrainTask, type MethodOptions, type TrainSettings, type TrainLog } from './trainer.js';
 import { checkOutput, prepareOutput, completedLog, writeLog, CKPT_DIR, LOG_FILE, type FinalLog } from './run-folder.js';
 import { provenance, type TrainRunResult } from './lora.js';
 import type { Decay } from './schedule.js';
@@ -89,7 +89,8 @@ export interface CptData {
   reader: DocReader;
   packer: TextPacker;
   sources: DocSource[];
-  /** micro-batches of the validation rows */
+  /** the validation rows, and them in micro-batches */
+  valRows: Int32Array[];
   valBatches: Batch[];
   valSeqs: number;
   valSource: string;
@@ -141,7 +142,7 @@ export function cptData(o: CptOptions, tok: TextTokenizer): CptData {
   }
   const valBatches: Batch[] = [];
   for (let i = 0; i < valRows.length; i += microBatch) valBatches.push(lmBatch(valRows.slice(i, i + microBatch)));
-  return { reader, packer, sources, valBatches, valSeqs: valRows.length, valSource, steps, epochs, seqLen, eos, seed, microBatch, batchSize };
+  return { reader, packer, sources, valRows, valBatches, valSeqs: valRows.length, valSource, steps, epochs, seqLen, eos, seed, microBatch, batchSize };
 }
 
 /** Mean NLL of the validation batches, or null without any. */
@@ -181,25 +182,50 @@ export function modelCheckpointExtras(model: LlamaModel, tokenizerDir: string): 
   };
 }
 
+/** What a CPT run trains on and how: everything before the first step (shared with --engine torch). */
+export interface CptPlan extends CptData {
+  model: LlamaModel;
+  settings: TrainSettings;
+  fingerprint: Record<string, unknown>;
+  header: Omit<TrainLog, 'steps'>;
+}
+
+/** The inputs a CPT run reads (outputs must not overlap them). */
+export function cptInputs(o: CptOptions): (string | undefined)[] {
+  return [o.model, o.tokenizer, o.valData, ...(o.data ?? [])];
+}
+
+/** Check the memory, load the model and tokenizer, lay out the data stream and validation rows, settle the settings. */
+export function planCpt(o: CptOptions): CptPlan {
+  const microBatch = o.microBatch ?? 4, batchSize = o.batchSize ?? 32;
+  preflight('train cpt', cptStepMemory(inspectModel(o.model).config, { B: Math.min(microBatch, batchSize), T: o.seqLen ?? 256 }, batchSize > microBatch));
+  const model = loadModel(o.model);
+  const d = cptData(o, loadTokenizer(o.tokenizer ?? o.model));
+  const settings = cptSettings(o, d);
+  const data = d.sources.map((_, i) => d.reader.name(i));
+  const fingerprint = { method: 'cpt', model: path.resolve(o.model), data, val: d.valSource, seqLen: d.seqLen, eos: d.eos, shuffleBuffer: o.shuffleBuffer ?? 64 };
+  const label = o.label ?? `${path.basename(path.resolve(o.model))}-cpt`;
+  const header = {
+    kind: 'train' as const, label, method: 'cpt' as const, model: path.resolve(o.model),
+    settings: { ...settings, seqLen: d.seqLen, data, validation: d.valSource, valSeqs: d.valSeqs, epochs: o.maxSteps ? undefined : d.epochs },
+  };
+  return { ...d, model, settings, fingerprint, header };
+}
+
 export async function trainCpt(o: CptOptions): Promise<TrainRunResult> {
   const out = o.out;
   if (o.resume) {
     const done = completedLog(out);
     if (done) return { out, log: done, seconds: done.seconds ?? 0, stopped: false };
   }
-  const inputs = [o.model, o.tokenizer, o.valData, ...(o.data ?? [])];
+  const inputs = cptInputs(o);
   checkOutput(out, o, inputs);
-  const microBatch = o.microBatch ?? 4, batchSize = o.batchSize ?? 32;
-  preflight('train cpt', cptStepMemory(inspectModel(o.model).config, { B: Math.min(microBatch, batchSize), T: o.seqLen ?? 256 }, batchSize > microBatch));
-  const model = loadModel(o.model);
-  const tok = loadTokenizer(o.tokenizer ?? o.model);
-  const d = cptData(o, tok);
-  const { reader, packer, sources, valBatches, valSource, steps, seqLen, eos, epochs } = d;
+  const { model, reader, packer, valBatches, settings, fingerprint, header } = planCpt(o);
+  const label = header.label;
 
   const { params, dtypes } = masterParams(model);
   const byName = new Map(params.map((p) => [p.name, p]));
   const run = new LlamaRunner(model);
-  const settings = cptSettings(o, d);
   const task: TrainTask = {
     params,
     nextBatch: (n) => lmBatch(Array.from({ length: n }, () => packer.next())),
@@ -217,12 +243,7 @@ export async function trainCpt(o: CptOptions): Promise<TrainRunResult> {
     weightsFile: 'model.safetensors',
     // with config.json (f32) and the tokenizer a checkpoint folder is itself a loadable model
     writeExtras: modelCheckpointExtras(model, o.model),
-    fingerprint: { method: 'cpt', model: path.resolve(o.model), data: sources.map((_, i) => reader.name(i)), val: valSource, seqLen, eos, shuffleBuffer: o.shuffleBuffer ?? 64 },
-  };
-  const label = o.label ?? `${path.basename(path.resolve(o.model))}-cpt`;
-  const header = {
-    kind: 'train' as const, label, method: 'cpt' as const, model: path.resolve(o.model),
-    settings: { ...settings, seqLen, data: sources.map((_, i) => reader.name(i)), validation: valSource, valSeqs: d.valSeqs, epochs: o.maxSteps ? undefined : epochs },
+    fingerprint,
   };
   prepareOutput(out, o, inputs);
   const r = await train(task, settings, { label: `cpt ${label}`, ckptRoot: path.join(out, CKPT_DIR), resume: o.resume ?? false, logFile: path.join(out, LOG_FILE), logHeader: header, stopAfter: o.stopAfter, onNan: o.onNan });

@@ -8,21 +8,22 @@
  * Output: <out>/adapter_config.json + adapter_model.safetensors (PEFT), <out>/merged/ with
  * --merge, <out>/train-log.json.
  */
-import { preflight } from '../util/memory.js';
-import { loraStepMemory } from '../model/memory.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { inspectModel, loadModel, saveModel } from '../io/model-folder.js';
+import { preflight } from '../util/memory.js';
+import { loraStepMemory } from '../model/memory.js';
 import { loadTokenizer } from '../io/tokenizer.js';
 import { LlamaRunner } from '../model/llama.js';
-import { LORA_TARGETS, type LoraTarget } from '../model/lora.js';
+import { LORA_TARGETS, type LoraTarget, type LoraAdapters } from '../model/lora.js';
+import type { LlamaModel } from '../model/weights.js';
 import { UserError } from '../util/errors.js';
 import { type Param, param, accumulateGrad } from './adamw.js';
 import { collate, type Batch, type Example } from './batch.js';
 import { readPromptRecords, tokenizeRecord, splitRecords, ExampleStream, type ExamplePosition, type ChatFormat } from './alpaca.js';
 import { resolveChatTemplate, templateTokens } from '../io/chat-template.js';
 import { initLora, adapterTensors, adapterConfig, writeAdapterFiles, mergeLora, peftKey, ADAPTER_CONFIG, ADAPTER_WEIGHTS, type LoraSettings } from './peft.js';
-import { train, loadParams, methodSettings, type TrainTask, type MethodOptions } from './trainer.js';
+import { train, loadParams, methodSettings, type TrainTask, type MethodOptions, type TrainSettings, type TrainLog } from './trainer.js';
 import { checkOutput, prepareOutput, completedLog, writeLog, publishFiles, CKPT_DIR, LOG_FILE, type FinalLog } from './run-folder.js';
 import type { Decay } from './schedule.js';
 
@@ -66,14 +67,31 @@ async function meanNll(run: LlamaRunner, batches: Batch[]): Promise<number | nul
   return count ? sum / count : null;
 }
 
-export async function trainLora(o: LoraOptions): Promise<TrainRunResult> {
-  const out = o.out;
-  if (o.resume) {
-    const done = completedLog(out);
-    if (done) return { out, log: done, seconds: done.seconds ?? 0, stopped: false };
-  }
-  const inputs = [o.model, o.tokenizer, o.data];
-  checkOutput(out, o, inputs);
+/** What a LoRA run trains on and how: everything before the first step (shared with --engine torch). */
+export interface LoraPlan {
+  model: LlamaModel;
+  lora: LoraSettings;
+  trainEx: Example[];
+  valEx: Example[];
+  /** the training examples in the order the run consumes them */
+  stream: ExampleStream;
+  /** the fresh adapters (PEFT init from the seed) */
+  adapters: LoraAdapters;
+  settings: TrainSettings;
+  fingerprint: Record<string, unknown>;
+  header: Omit<TrainLog, 'steps'>;
+  baseModel: string;
+  /** the method the result stands for (cpt+lora on a continued-pretrained model) */
+  derived: 'lora' | 'cpt+lora' | 'kd+lora';
+}
+
+/** The inputs a LoRA run reads (outputs must not overlap them). */
+export function loraInputs(o: LoraOptions): (string | undefined)[] {
+  return [o.model, o.tokenizer, o.data];
+}
+
+/** Load the model and tokenizer, tokenize and split the records, initialise adapters, settle the settings. */
+export function planLora(o: LoraOptions): LoraPlan {
   const lora: LoraSettings = { r: o.r ?? 8, alpha: o.alpha ?? 16, dropout: o.dropout ?? 0.05, targets: o.targets ?? [...LORA_TARGETS] };
   const seed = o.seed ?? 42;
   const cutoff = o.cutoff ?? 256;
@@ -97,24 +115,46 @@ export async function trainLora(o: LoraOptions): Promise<TrainRunResult> {
   const trainEx = allTrain.filter(trains), valEx = allVal.filter(trains);
   const dropped = allTrain.length - trainEx.length + allVal.length - valEx.length;
   if (trainEx.length === 0) throw new UserError(`no training example has response tokens within --cutoff ${cutoff}`);
-  const run = new LlamaRunner(model);
-  for (const e of [...trainEx, ...valEx]) run.checkIds(Int32Array.from(e.ids));
+  const check = new LlamaRunner(model);
+  for (const e of [...trainEx, ...valEx]) check.checkIds(Int32Array.from(e.ids));
   const microBatch = o.microBatch ?? 4, batchSize = o.batchSize ?? 64;
-  const valBatches: Batch[] = [];
-  for (let i = 0; i < valEx.length; i += microBatch) valBatches.push(collate(valEx.slice(i, i + microBatch)));
   const stream = new ExampleStream(trainEx, seed);
 
   // adapters: PEFT's init; their A/B arrays are the trained parameters themselves
   const adapters = initLora(model, lora, seed);
-  run.adapters = adapters;
-  const params: Param[] = adapterTensors(adapters).map(([name, t]) => param(name, t.shape, t.data as Float32Array, true));
-  const byName = new Map(params.map((p) => [p.name, p]));
-
   const epochs = o.epochs ?? 2;
   const steps = o.maxSteps ?? Math.max(1, Math.floor((epochs * trainEx.length) / batchSize));
   // the paper's LoRA recipe: 100 warmup steps, linear decay, AdamW without weight decay
   const settings = methodSettings(o, { steps, batchSize, microBatch, seed }, { warmup: 100, decay: 'linear', minLrRatio: 0, beta2: 0.999, weightDecay: 0 });
   const baseModel = path.resolve(o.model);
+  const fingerprint = { method: 'lora', model: baseModel, data: path.resolve(o.data), lora, cutoff, trainOnInputs: o.trainOnInputs ?? false, eos: o.eos ?? true, valSize, trainRecords: trainEx.length, ...(template ? { chatTemplate: template.template } : {}) };
+  // LoRA on a continued-pretrained model is the paper's CPT⇒LoRA (on a distilled one, KD⇒LoRA)
+  const source = sourceMethod(o.model);
+  const derived = source === 'cpt' ? 'cpt+lora' : source === 'kd' ? 'kd+lora' : 'lora';
+  const method = o.method ?? derived;
+  const label = o.label ?? `${path.basename(path.resolve(o.model))}-${method}`;
+  const header = {
+    kind: 'train' as const, label, method, model: baseModel,
+    settings: { ...settings, lora, cutoff, data: path.resolve(o.data), prompts: template ? `chat template (${template.source})` : 'alpaca', trainRecords: trainEx.length, valRecords: valEx.length, droppedPastCutoff: dropped, epochs: o.maxSteps ? undefined : epochs },
+  };
+  return { model, lora, trainEx, valEx, stream, adapters, settings, fingerprint, header, baseModel, derived };
+}
+
+export async function trainLora(o: LoraOptions): Promise<TrainRunResult> {
+  const out = o.out;
+  if (o.resume) {
+    const done = completedLog(out);
+    if (done) return { out, log: done, seconds: done.seconds ?? 0, stopped: false };
+  }
+  const inputs = loraInputs(o);
+  checkOutput(out, o, inputs);
+  const { model, lora, valEx, stream, adapters, settings, fingerprint, header, baseModel, derived } = planLora(o);
+  const run = new LlamaRunner(model);
+  const valBatches: Batch[] = [];
+  for (let i = 0; i < valEx.length; i += settings.microBatch) valBatches.push(collate(valEx.slice(i, i + settings.microBatch)));
+  run.adapters = adapters;
+  const params: Param[] = adapterTensors(adapters).map(([name, t]) => param(name, t.shape, t.data as Float32Array, true));
+  const byName = new Map(params.map((p) => [p.name, p]));
   const task: TrainTask = {
     params,
     nextBatch: (n) => collate(Array.from({ length: n }, () => stream.next())),
@@ -139,17 +179,9 @@ export async function trainLora(o: LoraOptions): Promise<TrainRunResult> {
     weightsFile: ADAPTER_WEIGHTS,
     // with its adapter_config.json a checkpoint folder is itself a loadable PEFT adapter
     writeExtras: (dir) => fs.writeFileSync(path.join(dir, ADAPTER_CONFIG), JSON.stringify(adapterConfig(lora, baseModel), null, 2) + '\n'),
-    fingerprint: { method: 'lora', model: baseModel, data: path.resolve(o.data), lora, cutoff, trainOnInputs: o.trainOnInputs ?? false, eos: o.eos ?? true, valSize, trainRecords: trainEx.length, ...(template ? { chatTemplate: template.template } : {}) },
+    fingerprint,
   };
-  // LoRA on a continued-pretrained model is the paper's CPT⇒LoRA (on a distilled one, KD⇒LoRA)
-  const source = sourceMethod(o.model);
-  const derived = source === 'cpt' ? 'cpt+lora' : source === 'kd' ? 'kd+lora' : 'lora';
-  const method = o.method ?? derived;
-  const label = o.label ?? `${path.basename(path.resolve(o.model))}-${method}`;
-  const header = {
-    kind: 'train' as const, label, method, model: baseModel,
-    settings: { ...settings, lora, cutoff, data: path.resolve(o.data), prompts: template ? `chat template (${template.source})` : 'alpaca', trainRecords: trainEx.length, valRecords: valEx.length, droppedPastCutoff: dropped, epochs: o.maxSteps ? undefined : epochs },
-  };
+  const label = header.label;
   prepareOutput(out, o, inputs);
   const r = await train(task, settings, { label: `lora ${label}`, ckptRoot: path.join(out, CKPT_DIR), resume: o.resume ?? false, logFile: path.join(out, LOG_FILE), logHeader: header, stopAfter: o.stopAfter, onNan: o.onNan });
   if (r.stopped) return { out, log: { ...header, steps: r.steps }, seconds: r.seconds, stopped: true };

@@ -2,6 +2,8 @@
  * `shorten train lora | cpt | cpt-lora`: retraining a pruned model. Every run checkpoints into
  * <out>/checkpoints every --save-every steps; --resume continues a killed run exactly.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Command } from 'commander';
 import { trainLora, type LoraOptions, type TrainRunResult } from '../../train/lora.js';
 import { trainCpt, type CptOptions } from '../../train/cpt.js';
@@ -13,11 +15,16 @@ import { DECAYS, type Decay } from '../../train/schedule.js';
 import { NAN_POLICIES, type NanPolicy } from '../../train/trainer.js';
 import { int, float, oneOf, printJson } from '../options.js';
 import { CHAT_PRESETS } from '../../io/chat-template.js';
+import { UserError } from '../../util/errors.js';
+import { checkOutput } from '../../train/run-folder.js';
+import { emitCptJob, emitLoraJob, JOB_FILE, type JobSpec } from '../../torchjob/emit.js';
+import { importTorchJob, readJob } from '../../torchjob/import.js';
+import { launchTorchJob } from '../../torchjob/launch.js';
 
 const list = (v: string): string[] => v.split(',').filter((s) => s.trim() !== '');
 
 interface CommonOpts {
-  model: string; out: string; tokenizer?: string; seed: number; microBatch: number; saveEvery: number;
+  model: string; out?: string; tokenizer?: string; seed: number; microBatch: number; saveEvery: number;
   final: 'best' | 'last'; resume?: boolean; force?: boolean; keepCheckpoints?: boolean; label?: string; json?: boolean;
   maxGradNorm: number; minLrRatio: number; eps: number; onNan: NanPolicy;
 }
@@ -33,7 +40,7 @@ interface CptCli { data?: string[]; valData?: string; valDocs: number; valSeqs: 
 function common(cmd: Command): Command {
   return cmd
     .requiredOption('--model <dir>', 'Hugging Face model folder (e.g. a pruned one; never modified)')
-    .requiredOption('--out <dir>', 'run folder: result, train-log.json, checkpoints/')
+    .option('--out <dir>', 'run folder: result, train-log.json, checkpoints/ (required, except for --engine torch without --launch)')
     .option('--tokenizer <dir>', 'folder with tokenizer.json or tokenizer.model (default: the model folder)')
     .option('--micro-batch <n>', 'rows per forward/backward (the batch is reached by accumulation)', int('--micro-batch'), 4)
     .option('--max-grad-norm <x>', 'clip the global gradient norm (0: off)', float('--max-grad-norm'), 1)
@@ -90,6 +97,49 @@ function cptOpts(cmd: Command, prefix = ''): Command {
     .option('--shuffle-buffer <n>', 'sequences in the seeded shuffle buffer (0: stream order)', int('--shuffle-buffer'), 64);
 }
 
+interface TorchCli { engine: 'ours' | 'torch'; emit?: string; launch?: boolean; nproc: number; python?: string; cpu?: boolean }
+
+function torchOpts(cmd: Command): Command {
+  return cmd
+    .option('--engine <name>', 'ours (train here) or torch (write a job folder for PyTorch\'s distributed trainer)', oneOf('--engine', ['ours', 'torch'] as const), 'ours')
+    .option('--emit <dir>', 'torch: the job folder (data packed and ordered, train.py, launch.sh for torchrun, README)')
+    .option('--launch', 'torch: run the job here (python3 train.py --local N) and, with --out, import its result')
+    .option('--nproc <n>', 'torch --launch: processes (DDP over gloo on CPUs, NCCL on GPUs)', int('--nproc'), 1)
+    .option('--cpu', 'torch --launch: train on CPUs even where CUDA is available')
+    .option('--python <path>', 'torch --launch: the interpreter that imports torch (default /usr/bin/python3 or python3)');
+}
+
+/** Our engine writes into --out; it has no job folder. */
+function needOut(o: CommonOpts & Partial<TorchCli>): string {
+  if (o.emit || o.launch) throw new UserError('--emit and --launch go with --engine torch');
+  if (!o.out) throw new UserError("required option '--out <dir>' not specified");
+  return o.out;
+}
+
+/** --engine torch: write the job (or, with --resume, reuse it), then optionally run it and take the result back. */
+async function torchJob(o: CommonOpts & TorchCli, emit: (dir: string) => JobSpec): Promise<void> {
+  if (!o.emit) throw new UserError('--engine torch needs --emit DIR (the job folder to write)');
+  if (o.out && !o.launch) throw new UserError('--out with --engine torch needs --launch (or run the job, then: shorten train import DIR --out OUT)');
+  if (o.out) checkOutput(o.out, { force: o.force }, [o.emit, o.model]); // before hours of training, not after
+  const reuse = o.resume && fs.existsSync(path.join(o.emit, JOB_FILE));
+  if (reuse) process.stderr.write(`--resume: reusing the job in ${o.emit} as it was emitted (its recipe is its job.json)\n`);
+  const job = reuse ? readJob(o.emit) : emit(o.emit);
+  const about = { job: o.emit, method: job.method, steps: job.settings.steps, rows: job.rows, tokens: job.tokens };
+  if (!o.launch) {
+    if (o.json) printJson(about);
+    else process.stdout.write(`wrote the torch job ${o.emit}: ${job.settings.steps} steps over ${job.rows} rows (${job.tokens} tokens); run it with ${path.join(o.emit, 'launch.sh')} (torchrun) or python3 ${path.join(o.emit, 'train.py')} --local N, then: shorten train import ${o.emit} --out OUT\n`);
+    return;
+  }
+  await launchTorchJob(o.emit, { nproc: o.nproc, python: o.python, cpu: o.cpu, label: `torch ${job.method} ${job.header.label}` });
+  if (!o.out) {
+    if (o.json) printJson({ ...about, finished: true });
+    else process.stdout.write(`the torch job ${o.emit} finished; take the result back with: shorten train import ${o.emit} --out OUT\n`);
+    return;
+  }
+  const r = await importTorchJob({ job: o.emit, out: o.out, force: o.force });
+  report(o, r, job.recipe.params === 'lora' ? `${o.out}/adapter_config.json, adapter_model.safetensors` : `${o.out}/model`);
+}
+
 function commonOf(o: CommonOpts) {
   return {
     tokenizer: o.tokenizer, microBatch: o.microBatch, maxGradNorm: o.maxGradNorm, eps: o.eps, saveEvery: o.saveEvery, final: o.final,
@@ -127,18 +177,37 @@ function report(o: { json?: boolean }, r: TrainRunResult, what: string): void {
 export function registerTrain(program: Command): void {
   const train = program.command('train').description('retrain a pruned model: LoRA, continued pretraining (CPT), CPT then LoRA, or distillation from the unpruned model (KD)');
 
-  loraOpts(optim(common(train.command('lora')
-    .description('LoRA on instruction data (Alpaca template, loss on responses); writes a PEFT adapter')), { epochs: 2, lr: 1e-4, batch: 64, warmup: 100, decay: 'linear', wd: 0, b2: 0.999 }))
-    .action(async (o: CommonOpts & OptimOpts & LoraCli) => {
-      const r = await trainLora({ model: o.model, out: o.out, resume: o.resume, force: o.force, label: o.label, ...commonOf(o), ...loraOf(o) });
-      report(o, r, `${o.out}/adapter_config.json, adapter_model.safetensors${o.merge ? `, ${o.out}/merged` : ''}`);
+  torchOpts(loraOpts(optim(common(train.command('lora')
+    .description('LoRA on instruction data (Alpaca template, loss on responses); writes a PEFT adapter')), { epochs: 2, lr: 1e-4, batch: 64, warmup: 100, decay: 'linear', wd: 0, b2: 0.999 })))
+    .action(async (o: CommonOpts & OptimOpts & LoraCli & TorchCli) => {
+      const opts = (out: string): LoraOptions => ({ model: o.model, out, resume: o.resume, force: o.force, label: o.label, ...commonOf(o), ...loraOf(o) });
+      if (o.engine === 'torch') return torchJob(o, (dir) => emitLoraJob(opts(dir), { dir, force: o.force }).job);
+      const out = needOut(o);
+      const r = await trainLora(opts(out));
+      report(o, r, `${out}/adapter_config.json, adapter_model.safetensors${o.merge ? `, ${out}/merged` : ''}`);
     });
 
-  cptOpts(optim(common(train.command('cpt')
-    .description('continued pretraining of all weights on raw text, packed and streamed')), { epochs: 1, lr: 1e-4, batch: 32, decay: 'cosine', wd: 0.1, b2: 0.95 }))
-    .action(async (o: CommonOpts & OptimOpts & CptCli) => {
-      const r = await trainCpt({ model: o.model, out: o.out, resume: o.resume, force: o.force, label: o.label, ...commonOf(o), ...cptOf(o) });
-      report(o, r, `${o.out}/model`);
+  torchOpts(cptOpts(optim(common(train.command('cpt')
+    .description('continued pretraining of all weights on raw text, packed and streamed')), { epochs: 1, lr: 1e-4, batch: 32, decay: 'cosine', wd: 0.1, b2: 0.95 })))
+    .action(async (o: CommonOpts & OptimOpts & CptCli & TorchCli) => {
+      const opts = (out: string): CptOptions => ({ model: o.model, out, resume: o.resume, force: o.force, label: o.label, ...commonOf(o), ...cptOf(o) });
+      if (o.engine === 'torch') return torchJob(o, (dir) => emitCptJob(opts(dir), { dir, force: o.force }).job);
+      const out = needOut(o);
+      const r = await trainCpt(opts(out));
+      report(o, r, `${out}/model`);
+    });
+
+  train.command('import')
+    .description('a finished --engine torch job back into our layout: CPT -> OUT/model, LoRA -> a PEFT adapter in OUT; OUT/train-log.json')
+    .argument('<dir>', 'the job folder (written by --emit)')
+    .requiredOption('--out <dir>', 'result folder (as our own trainer writes it)')
+    .option('--final <which>', 'result weights: best validation loss or last step (default: the job\'s choice)', oneOf('--final', ['best', 'last'] as const))
+    .option('--merge', 'LoRA: also write the merged model to <out>/merged')
+    .option('--force', 'replace an existing --out')
+    .option('--json', 'print a JSON summary')
+    .action(async (dir: string, o: { out: string; final?: 'best' | 'last'; merge?: boolean; force?: boolean; json?: boolean }) => {
+      const r = await importTorchJob({ job: dir, out: o.out, final: o.final, merge: o.merge, force: o.force });
+      report(o, r, fs.existsSync(path.join(o.out, 'model')) ? `${o.out}/model` : `${o.out}/adapter_config.json, adapter_model.safetensors${o.merge ? `, ${o.out}/merged` : ''}`);
     });
 
   cptOpts(optim(common(train.command('kd')
@@ -155,11 +224,12 @@ export function registerTrain(program: Command): void {
     .option('--merge', 'with --lora: also write the merged model to <out>/merged')
     .action(async (o: CommonOpts & OptimOpts & CptCli & KdCli) => {
       const lora = o.lora ? { r: o.r, alpha: o.alpha, dropout: o.dropout, targets: parseTargets(o.targets) } : undefined;
+      const out = needOut(o);
       const r = await trainKd({
-        model: o.model, out: o.out, resume: o.resume, force: o.force, label: o.label, ...commonOf(o), ...cptOf(o),
+        model: o.model, out, resume: o.resume, force: o.force, label: o.label, ...commonOf(o), ...cptOf(o),
         teacher: o.teacher, kd: { temperature: o.kdTemp, alpha: o.kdAlpha, hiddenWeight: o.kdHidden }, lora, merge: o.merge,
       });
-      report(o, r, lora ? `${o.out}/adapter_config.json, adapter_model.safetensors${o.merge ? `, ${o.out}/merged` : ''}` : `${o.out}/model`);
+      report(o, r, lora ? `${out}/adapter_config.json, adapter_model.safetensors${o.merge ? `, ${out}/merged` : ''}` : `${out}/model`);
     });
 
   const both = common(train.command('cpt-lora')
@@ -169,6 +239,7 @@ export function registerTrain(program: Command): void {
   loraOpts(both, '--lora-data', '--no-lora-eos');
   optim(both, { epochs: 2, lr: 1e-4, batch: 64, warmup: 100, decay: 'linear', wd: 0, b2: 0.999 }, 'lora-');
   both.action(async (o: CommonOpts & Record<string, unknown>) => {
+    const out = needOut(o);
     const pick = (prefix: string): OptimOpts => ({
       epochs: o[`${prefix}Epochs`] as number, maxSteps: o[`${prefix}MaxSteps`] as number | undefined, lr: o[`${prefix}Lr`] as number,
       batchSize: o[`${prefix}BatchSize`] as number, warmup: o[`${prefix}Warmup`] as number | undefined, decay: o[`${prefix}Decay`] as Decay,
@@ -183,10 +254,10 @@ export function registerTrain(program: Command): void {
       data: o['loraData'] as string, eos: o['loraEos'] as boolean, r: o['r'] as number, alpha: o['alpha'] as number, dropout: o['dropout'] as number, targets: o['targets'] as string[],
       cutoff: o['cutoff'] as number, trainOnInputs: o['trainOnInputs'] as boolean | undefined, valSize: o['valSize'] as number | undefined, merge: o['merge'] as boolean | undefined, chatTemplate: o['chatTemplate'] as string | undefined, ...pick('lora'),
     });
-    const r = await trainCptLora({ model: o.model, out: o.out, resume: o.resume, force: o.force, label: o.label, cpt: { ...c, ...cpt }, lora: { ...c, ...lora } });
+    const r = await trainCptLora({ model: o.model, out, resume: o.resume, force: o.force, label: o.label, cpt: { ...c, ...cpt }, lora: { ...c, ...lora } });
     if (!r) return;
-    const x = { out: o.out, cpt: summary(r.cpt, `${o.out}/cpt/model`), lora: summary(r.lora, `${o.out}/lora`), seconds: r.seconds };
+    const x = { out, cpt: summary(r.cpt, `${out}/cpt/model`), lora: summary(r.lora, `${out}/lora`), seconds: r.seconds };
     if (o.json) printJson(x);
-    else process.stdout.write(`CPT: ${r.cpt.log.steps.length} steps, LoRA: ${r.lora.log.steps.length} steps, ${r.seconds.toFixed(1)} s; wrote ${o.out}/cpt/model and the adapter in ${o.out}/lora${lora.merge ? ` (merged: ${o.out}/lora/merged)` : ''}\n`);
+    else process.stdout.write(`CPT: ${r.cpt.log.steps.length} steps, LoRA: ${r.lora.log.steps.length} steps, ${r.seconds.toFixed(1)} s; wrote ${out}/cpt/model and the adapter in ${out}/lora${lora.merge ? ` (merged: ${out}/lora/merged)` : ''}\n`);
   });
 }
