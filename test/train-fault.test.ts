@@ -46,12 +46,27 @@ const METHODS: Method[] = [
   },
 ];
 
-/** Start a run and SIGKILL it after `ms`; resolves to whether it was still running then. */
-async function runAndKill(args: string[], ms: number): Promise<boolean> {
+/** The newest checkpoint step of a run folder (0 without one). */
+function latestStep(out: string): number {
+  try {
+    return Number(/step-(\d+)/.exec(JSON.parse(fs.readFileSync(path.join(out, 'checkpoints', 'state.json'), 'utf8')).latest)![1]);
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Start a run and SIGKILL it at a seeded random moment of its progress: once it has gone past
+ * checkpoint `after` (0: as soon as it starts), plus a random delay of up to `jitterMs`. Tied to
+ * progress rather than to the clock, the kill lands mid-run however loaded the machine is.
+ * Resolves to whether the run was still going when killed.
+ */
+async function runAndKill(args: string[], out: string, after: number, jitterMs: number): Promise<boolean> {
   const child = spawn(process.execPath, [CLI, ...args], { env: ENV, stdio: 'ignore' });
   let exited = false;
   const done = new Promise((r) => child.once('exit', () => { exited = true; r(null); }));
-  await Promise.race([done, new Promise((r) => setTimeout(r, ms))]);
+  while (!exited && latestStep(out) < after) await new Promise((r) => setTimeout(r, 5));
+  await Promise.race([done, new Promise((r) => setTimeout(r, jitterMs))]);
   const killed = !exited;
   if (killed) child.kill('SIGKILL');
   await done;
@@ -79,20 +94,20 @@ for (const m of METHODS) {
     const dir = tmpDir(`fault-${m.name}-`);
     const model = tinyModelDir(path.join(dir, 'model'));
     const data = m.name === 'cpt' ? writeText(path.join(dir, 'd.txt'), 200) : writeAlpaca(path.join(dir, 'a.json'), 40);
-    const t0 = performance.now();
     const full = spawnSync(process.execPath, [CLI, ...m.args(model, data, path.join(dir, 'full'))], { env: ENV, encoding: 'utf8' });
     assert.equal(full.status, 0, full.stderr);
-    const wall = performance.now() - t0;
     const expected = JSON.parse(fs.readFileSync(path.join(dir, 'full', 'train-log.json'), 'utf8')).steps as { step: number; loss: number }[];
 
     let kills = 0;
     for (const seed of [1, 2, 3]) {
       const rng = new Rng(seed);
       const out = path.join(dir, `run-${seed}`);
-      // up to two kills at uniform moments of an uninterrupted run's wall time, then resume to the end
+      // two kills at random points of the run's progress (before or after some of its 6 checkpoints,
+      // mid-step or mid-write), then resume to the end
       for (let attempt = 0; attempt < 2; attempt++) {
         const args = [...m.args(model, data, out), ...(fs.existsSync(out) ? ['--resume'] : [])];
-        if (await runAndKill(args, 150 + rng.next() * wall)) kills++;
+        const after = Math.min(5, latestStep(out) + rng.int(3));
+        if (await runAndKill(args, out, after, rng.next() * 150)) kills++;
         assertCheckpointsUsable(out, m);
       }
       const fin = spawnSync(process.execPath, [CLI, ...m.args(model, data, out), '--resume'], { env: ENV, encoding: 'utf8' });
@@ -102,7 +117,7 @@ for (const m of METHODS) {
       for (let i = 0; i < expected.length; i++) assert.ok(Math.abs(got[i]!.loss - expected[i]!.loss) <= 1e-6 * Math.abs(expected[i]!.loss), `seed ${seed} step ${i + 1}`);
       for (const f of m.result) assert.ok(fs.readFileSync(path.join(out, f)).equals(fs.readFileSync(path.join(dir, 'full', f))), `seed ${seed}: ${f} equals the uninterrupted run's`);
     }
-    assert.ok(kills >= 3, `at least 3 of the 6 attempts were killed mid-run (got ${kills})`);
+    assert.ok(kills >= 4, `at least 4 of the 6 attempts were killed mid-run (got ${kills})`);
     fs.rmSync(dir, { recursive: true, force: true });
   });
 }
