@@ -427,13 +427,17 @@ export class LlamaRunner {
       grads.blocks[li] = r.grads;
       grads.lora[li] = r.lora;
     }
-    if (grads.embed) {
-      for (let i = 0; i < N; i++) {
-        const o = s.ids[i]! * H;
-        for (let j = 0; j < H; j++) grads.embed[o + j]! += dx[i * H + j]!;
-      }
-    }
+    if (grads.embed) this.embedBackward(s.ids, dx, grads.embed);
     return grads;
+  }
+
+  /** Backward of the embedding lookup: each token's row of `grad` gets dL/dx at its position. */
+  embedBackward(ids: Int32Array, dx: Float32Array, grad: Float32Array): void {
+    const H = this.config.hiddenSize;
+    for (let i = 0; i < ids.length; i++) {
+      const o = ids[i]! * H;
+      for (let j = 0; j < H; j++) grad[o + j]! += dx[i * H + j]!;
+    }
   }
 
   /**

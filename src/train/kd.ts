@@ -174,12 +174,7 @@ export async function kdForwardBackward(student: LlamaRunner, teacher: TeacherMo
     grads.blocks[bi] = r.grads;
     grads.lora[bi] = r.lora;
   }
-  if (grads.embed) {
-    for (let i = 0; i < N; i++) {
-      const o = b.ids[i]! * H;
-      for (let j = 0; j < H; j++) grads.embed[o + j]! += dx[i * H + j]!;
-    }
-  }
+  if (grads.embed) student.embedBackward(b.ids, dx, grads.embed);
   return { sum, count, kl: head.kl, nll: head.nll, hidden, grads };
 }
 
