@@ -6,8 +6,10 @@
  *   npm run bench:scale -- --shape tinyllama|llama2-7b|llama3-8b [--stages ppl,magnitude,taylor,...]
  *                          [--n 10] [--seq-len 128] [--recompute]
  *
- * Stages: ppl (load + perplexity of 2x128 ids), magnitude, bi, ppl-criterion, taylor, prune (surgery
- * of 25% of the blocks), lora-1x256 (one LoRA step, micro-batch 1x256, frozen bf16 base).
+ * Stages: ppl (load + perplexity of 2x128 ids), magnitude, bi, angular, ppl-criterion, sleb-1x (one
+ * SLEB round on 2x128), taylor, prune (surgery of 25% of the blocks), eval-ppl (16 WikiText-2
+ * windows), zeroshot (2 documents of each task), generate (8 tokens), bench (batch 1 and 4),
+ * lora-1x256 (one LoRA step, micro-batch 1x256, frozen bf16 base, gradient checkpointing).
  * --estimate-only prints the preflight's estimates without writing or running anything. Peaks are the kernel's maxRSS of each process; estimates come from the same
  * functions the preflight uses. Prints a Markdown table.
  */
@@ -19,7 +21,8 @@ import { writeSafetensors } from '../src/io/safetensors.js';
 import { writeOutputMarker } from '../src/io/output-guard.js';
 import { randomTensor, TINYLLAMA_CONFIG } from '../src/bench/random-model.js';
 import { blockShapes, hfBlockName, type BlockWeightName } from '../src/model/weights.js';
-import { forwardMemory, loraStepMemory, paramElements, RUNTIME_BYTES } from '../src/model/memory.js';
+import { forwardMemory, loraStepMemory, decodeMemory, zeroshotMemory, paramElements, RUNTIME_BYTES } from '../src/model/memory.js';
+import { CONTEXT_BATCH_TOKENS } from '../src/eval/loglikelihood.js';
 import { criterionMemory } from '../src/prune/memory.js';
 import { batchesFromRows } from '../src/prune/calib-batch.js';
 import type { CriterionName } from '../src/prune/score.js';
@@ -40,7 +43,7 @@ const raw = SHAPES[shapeName];
 if (!raw) throw new Error(`--shape must be one of ${Object.keys(SHAPES).join(', ')}`);
 const cfg = parseConfig(raw);
 const n = argNumber('n', 10), seqLen = argNumber('seq-len', 128);
-const stages = argString('stages', 'ppl,magnitude,bi,ppl-criterion,taylor,prune,lora-1x256').split(',');
+const stages = argString('stages', 'ppl,magnitude,bi,angular,sleb-1x,ppl-criterion,taylor,prune,eval-ppl,zeroshot,generate,bench,lora-1x256').split(',');
 const recompute = argFlag('recompute');
 const root = projectDir('runs', 'scale', shapeName);
 const modelDir = path.join(root, 'model');
@@ -110,19 +113,43 @@ function alpacaFile(): string {
 }
 
 interface Stage { args: string[]; estimate: MemoryEstimate }
-const score = (c: CriterionName): Stage => ({
-  args: ['score', '--model', modelDir, '--criterion', c, '--calib-ids', calibFile, '--json', ...(recompute && c === 'taylor' ? ['--recompute'] : [])],
-  estimate: criterionMemory(c, cfg, weightBytes, calib, c === 'taylor' && recompute ? true : undefined),
+const score = (c: CriterionName, extra: string[] = [], file = calibFile, batches = calib): Stage => ({
+  args: ['score', '--model', modelDir, '--criterion', c, '--calib-ids', file, '--json', ...extra, ...(recompute && c === 'taylor' ? ['--recompute'] : [])],
+  estimate: criterionMemory(c, cfg, weightBytes, batches, c === 'taylor' && recompute ? true : undefined),
 });
+// SLEB: each removal round is a full ppl-criterion pass (~L/2 forwards with shared prefixes) and
+// rounds do not add memory: one round on 2x128 tokens shows its peak at a tenth of the time
+const slebFile = path.join(root, 'calib-2x128.json');
+fs.writeFileSync(slebFile, JSON.stringify({ input_ids: rows(2, 128) }));
+const slebCalib = batchesFromRows(JSON.parse(fs.readFileSync(slebFile, 'utf8')).input_ids);
+const quarter = String(Math.round(cfg.numLayers / 4));
+const PROMPT = 'Once upon a time, there was a little girl who';
 const STAGES: Record<string, () => Stage> = {
   ppl: () => ({ args: ['ppl', '--model', modelDir, '--ids', pplFile, '--json'], estimate: forwardMemory(cfg, weightBytes, { B: 2, T: 128 }) }),
   magnitude: () => score('magnitude'),
   bi: () => score('bi'),
   'ppl-criterion': () => score('ppl'),
+  angular: () => score('angular', ['--remove', quarter]),
+  'sleb-1x': () => score('sleb', ['--remove', '1'], slebFile, slebCalib),
+  // WikiText-2 windows as the paper scores them (128 tokens, 8 per forward), the first 16
+  'eval-ppl': () => ({
+    args: ['eval', 'ppl', '--model', modelDir, '--datasets', 'wikitext2', '--max-windows', '16', '--json'],
+    estimate: forwardMemory(cfg, weightBytes, { B: 8, T: 128 }),
+  }),
+  // the seven zero-shot tasks, two documents each
+  zeroshot: () => ({ args: ['eval', 'zeroshot', '--model', modelDir, '--limit', '2', '--json'], estimate: zeroshotMemory(cfg, weightBytes, CONTEXT_BATCH_TOKENS) }),
+  generate: () => ({
+    args: ['generate', '--model', modelDir, '--prompt', PROMPT, '--max-new-tokens', '8', '--json'],
+    estimate: decodeMemory(cfg, weightBytes, { B: 1, prompt: 13, newTokens: 8 }),
+  }),
+  bench: () => ({
+    args: ['bench', '--model', modelDir, '--batch-sizes', '1,4', '--prompt-len', '16', '--new-tokens', '8', '--repeats', '1', '--warmup', '0', '--json'],
+    estimate: decodeMemory(cfg, weightBytes, { B: 4, prompt: 16, newTokens: 9 }),
+  }),
   taylor: () => score('taylor'),
   'lora-1x256': () => ({
-    args: ['train', 'lora', '--model', modelDir, '--data', alpacaFile(), '--out', path.join(root, 'lora'), '--force', '--micro-batch', '1', '--batch-size', '1', '--cutoff', '256', '--max-steps', '1', '--val-size', '0', '--json'],
-    estimate: loraStepMemory(cfg, weightBytes, { B: 1, T: 256 }, 8, ['q', 'k', 'v', 'o', 'gate', 'up', 'down']),
+    args: ['train', 'lora', '--model', modelDir, '--data', alpacaFile(), '--out', path.join(root, 'lora'), '--force', '--micro-batch', '1', '--batch-size', '1', '--cutoff', '256', '--max-steps', '1', '--val-size', '0', '--gradient-checkpointing', 'on', '--json'],
+    estimate: loraStepMemory(cfg, weightBytes, { B: 1, T: 256 }, 8, ['q', 'k', 'v', 'o', 'gate', 'up', 'down'], true),
   }),
   prune: () => {
     const out = path.join(root, 'pruned');

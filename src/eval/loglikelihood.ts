@@ -19,7 +19,7 @@ export interface ScorerStats {
 }
 
 /** Context tokens (padding included) per batched forward: large enough for efficient GEMMs. */
-const CONTEXT_BATCH_TOKENS = 1024;
+export const CONTEXT_BATCH_TOKENS = 1024;
 
 /** The harness's window: at most maxLength + 1 tokens, the context cut from the left. */
 export function harnessWindow(r: LoglikelihoodRequest, maxLength: number): LoglikelihoodRequest {

@@ -50,6 +50,16 @@ interface LoraSaved {
 
 export type BlockGrads = Partial<Record<BlockWeightName | BlockBiasName, Float32Array>>;
 
+/**
+ * Takes a block's weight gradients as they are computed, rows [row0, row0 + g.length / cols) of
+ * one tensor at a time, so a caller that reduces them (Taylor+) never holds a block's gradients:
+ * `g` is reused after the call returns.
+ */
+export type GradSink = (name: BlockWeightName | BlockBiasName, row0: number, g: Float32Array) => void;
+
+/** Rows of a weight gradient computed per GEMM when a sink takes them (32 MB at hidden 4096). */
+const SINK_GRAD_ELEMENTS = 1 << 23;
+
 export interface Grads {
   embed: Float32Array | null;
   blocks: BlockGrads[];
@@ -327,7 +337,7 @@ export class LlamaRunner {
    * (each lm_head row is widened once, the GEMMs stay wide) with an online log-sum-exp per row,
    * so [N, V] logits need not exist unless asked for.
    */
-  async headNll(xn: Float32Array, targets: Int32Array, N: number, keepLogits: boolean): Promise<{ nll: Float32Array; loss: number; count: number; logits?: Float32Array }> {
+  async headNll(xn: Float32Array, targets: Int32Array, N: number, keepLogits: boolean): Promise<{ nll: Float32Array; loss: number; count: number; logits?: Float32Array; lse: Float64Array }> {
     const B = 1, T = N;
     return withActivationHeap(this.workspaceBytes(B, T, T, false), (heap) => this.headNllInto(xn, targets, N, keepLogits, heap));
   }
@@ -505,14 +515,22 @@ export class LlamaRunner {
     return { A: dA, B: dB };
   }
 
-  /** Backward of block li from its saved activations, given dL/d(block output); returns dL/d(block input) and, if asked, weight gradients. */
-  async blockBackward(li: number, a: BlockActs, dxOut: Float32Array, B: number, T: number, weightGrads: boolean): Promise<{ dx: Float32Array; grads: BlockGrads; lora: Partial<Record<LoraTarget, LoraGrads>> }> {
+  /**
+   * Backward of block li from its saved activations, given dL/d(block output); returns dL/d(block
+   * input) and, if asked, weight gradients: `true` returns them, a sink is handed them in row
+   * chunks instead (nothing of them is returned or kept).
+   */
+  async blockBackward(li: number, a: BlockActs, dxOut: Float32Array, B: number, T: number, wantGrads: boolean | GradSink): Promise<{ dx: Float32Array; grads: BlockGrads; lora: Partial<Record<LoraTarget, LoraGrads>> }> {
     const cfg = this.config;
     const w = this.model.weights.blocks[li]!;
     const shape = cfg.layers[li]!;
     const H = cfg.hiddenSize, d = cfg.headDim, nH = shape.numHeads, nKV = shape.numKvHeads, I = shape.intermediateSize;
     const N = B * T, qW = nH * d, kvW = nKV * d;
     const g: BlockGrads = {};
+    const weightGrads = wantGrads !== false;
+    const sink = typeof wantGrads === 'function' ? wantGrads : null;
+    /** a small gradient (norm, bias) computed whole: kept, or handed to the sink */
+    const hand = (name: BlockWeightName | BlockBiasName, v: Float32Array) => { if (sink) sink(name, 0, v); else g[name] = v; };
     const lora = this.adapters?.[li] ?? {};
     const lg: Partial<Record<LoraTarget, LoraGrads>> = {};
     /**
@@ -523,7 +541,23 @@ export class LlamaRunner {
     const projBack = async (parts: [LoraTarget, Tensor, BlockBiasName, Tensor | undefined][], dY: Float32Array, x: Float32Array, dx: Float32Array) => {
       const width = parts.reduce((s, [, W]) => s + W.shape[0]!, 0), inW = parts[0]![1].shape[1]!;
       await this.be.gemm({ a: dY, b: parts.length === 1 ? parts[0]![1] : parts.map(([, W]) => W), c: dx, m: N, n: inW, k: width });
-      if (weightGrads) {
+      if (sink) {
+        // d W_i = dY_i^T x, a chunk of W_i's rows per GEMM, each handed over and its buffer reused
+        const rows = Math.max(1, Math.floor(SINK_GRAD_ELEMENTS / inW));
+        const buf = new Float32Array(Math.min(rows, Math.max(...parts.map(([, W]) => W.shape[0]!))) * inW);
+        let off = 0;
+        for (const [t, W] of parts) {
+          const out = W.shape[0]!;
+          for (let r0 = 0; r0 < out; r0 += rows) {
+            const rc = Math.min(rows, out - r0);
+            const dYc = parts.length === 1 && rc === out ? dY : columns(dY, N, width, off + r0, rc);
+            const dWc = buf.subarray(0, rc * inW);
+            await this.be.gemm({ a: dYc, b: x, c: dWc, m: rc, n: inW, k: N, transA: true });
+            sink(t, r0, dWc);
+          }
+          off += out;
+        }
+      } else if (weightGrads) {
         const dW = new Float32Array(width * inW);
         await this.be.gemm({ a: dY, b: x, c: dW, m: width, n: inW, k: N, transA: true });
         let off = 0;
@@ -534,7 +568,7 @@ export class LlamaRunner {
         const out = W.shape[0]!, pair = lora[t], ls = a.lora[t];
         if ((weightGrads && bias) || (pair && ls)) {
           const dy = parts.length === 1 ? dY : columns(dY, N, width, off, out);
-          if (weightGrads && bias) biasBackward(dy, (g[bName] = new Float32Array(out)), N, out);
+          if (weightGrads && bias) { const v = new Float32Array(out); biasBackward(dy, v, N, out); hand(bName, v); }
           if (pair && ls) lg[t] = await this.loraBackward(dy, x, N, dx, pair, ls);
         }
         off += out;
@@ -549,7 +583,9 @@ export class LlamaRunner {
     wk.siluMulBackward(dAct, a.gu, dGU, N, I);
     const dxn2 = new Float32Array(N * H);
     await projBack([['gate', w.gate, 'gateBias', w.gateBias], ['up', w.up, 'upBias', w.upBias]], dGU, a.xn2, dxn2);
-    wk.rmsnormBackward(dxn2, a.xMid, this.vec(w.postNorm), a.rstd2, dxMid, weightGrads ? (g.postNorm = new Float32Array(H)) : null, N, H);
+    const dPost = weightGrads ? new Float32Array(H) : null;
+    wk.rmsnormBackward(dxn2, a.xMid, this.vec(w.postNorm), a.rstd2, dxMid, dPost, N, H);
+    if (dPost) hand('postNorm', dPost);
 
     // attention: x_mid = x_in + o(att)
     const dAtt = new Float32Array(N * qW);
@@ -572,7 +608,9 @@ export class LlamaRunner {
     const dxn1 = new Float32Array(N * H);
     await projBack([['q', w.q, 'qBias', w.qBias], ['k', w.k, 'kBias', w.kBias], ['v', w.v, 'vBias', w.vBias]], dQKV, a.xn1, dxn1);
     const dxIn = dxMid; // residual path carries dx_mid through; add the norm branch
-    wk.rmsnormBackward(dxn1, a.xIn, this.vec(w.inputNorm), a.rstd1, dxIn, weightGrads ? (g.inputNorm = new Float32Array(H)) : null, N, H);
+    const dIn = weightGrads ? new Float32Array(H) : null;
+    wk.rmsnormBackward(dxn1, a.xIn, this.vec(w.inputNorm), a.rstd1, dxIn, dIn, N, H);
+    if (dIn) hand('inputNorm', dIn);
     return { dx: dxIn, grads: g, lora: lg };
   }
 

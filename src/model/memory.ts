@@ -8,7 +8,8 @@
  *                never shrinks, so its largest size stays) and the widened-weight scratch (the
  *                widest stacked weight in f32: gate|up)
  *   activations  what blocks keep for their backward (BlockActs), or block inputs when recomputed
- *   gradients    one block's f32 weight gradients (a second with several batches: their sum)
+ *   gradients    Taylor+: row chunks of one weight gradient (and one block's sum with several
+ *                batches); LoRA: none of the frozen base
  *   backward     one block's backward temporaries
  *
  * The constants were checked against measured peaks (npm run bench:scale).
@@ -93,7 +94,9 @@ export function taylorMemoryFor(cfg: LlamaConfig, weightBytes: number, batches: 
     backward = Math.max(backward, ...cfg.layers.map((l) => blockBackwardElements(cfg, l, b)));
     workspace = Math.max(workspace, workspaceBytes(cfg, b, true));
   }
-  const grads = Math.max(...cfg.layers.map((_, i) => blockElements(cfg, i))) * (batches.length > 1 ? 2 : 1);
+  // one batch: gradient row chunks reduced as they come (llama.ts SINK_GRAD_ELEMENTS, with their dY
+  // columns); several: one block's summed gradients besides
+  const grads = 2 * (1 << 23) + (batches.length > 1 ? Math.max(...cfg.layers.map((_, i) => blockElements(cfg, i))) : 0);
   return {
     parts: {
       weights: weightBytes, runtime: RUNTIME_BYTES, workspace,
@@ -118,27 +121,31 @@ export function paramElements(cfg: LlamaConfig): number {
  * activations for one micro-batch, LoRA's byte dropout masks and rank-r projections, one block's
  * backward temporaries, and the adapters with their gradients and AdamW moments.
  */
-export function loraStepMemory(cfg: LlamaConfig, weightBytes: number, micro: BatchShape, r: number, targets: readonly string[]): MemoryEstimate {
+export function loraStepMemory(cfg: LlamaConfig, weightBytes: number, micro: BatchShape, r: number, targets: readonly string[], checkpointed = false): MemoryEstimate {
   const N = micro.B * micro.T, H = cfg.hiddenSize;
-  let acts = 0, masks = 0, adapters = 0, backward = 0;
+  let acts = 0, masks = 0, adapters = 0, backward = 0, blockMax = 0;
   for (const l of cfg.layers) {
     const q = l.numHeads * cfg.headDim, kv = l.numKvHeads * cfg.headDim, I = l.intermediateSize;
     const shape: Record<string, [number, number]> = { q: [H, q], k: [H, kv], v: [H, kv], o: [q, H], gate: [H, I], up: [H, I], down: [I, H] };
-    acts += blockActsElements(cfg, l, micro);
+    let block = F32 * blockActsElements(cfg, l, micro);
     backward = Math.max(backward, blockBackwardElements(cfg, l, micro));
     for (const t of targets) {
       const [inW, outW] = shape[t]!;
       masks += N * inW;                       // one byte per input element
-      acts += N * r;                          // x A^T
+      block += F32 * N * r + N * inW;         // x A^T, and the dropout mask
       adapters += r * (inW + outW);
     }
+    acts += block;
+    blockMax = Math.max(blockMax, block);
   }
+  // checkpointed (model/checkpointed.ts): every block boundary, and one block's activations at a time
+  const activations = checkpointed ? F32 * (cfg.numLayers + 1) * N * H + blockMax : acts + F32 * 2 * N * H;
   return {
     parts: {
       weights: weightBytes, runtime: RUNTIME_BYTES, workspace: workspaceBytes(cfg, micro, true),
-      activations: F32 * (acts + 2 * N * H) + masks, backward: F32 * backward, adapters: F32 * 4 * adapters,
+      activations, backward: F32 * backward, adapters: F32 * 4 * adapters,
     },
-    lower: '--micro-batch or --cutoff',
+    lower: checkpointed ? '--micro-batch or --cutoff' : '--micro-batch or --cutoff, or --gradient-checkpointing on',
   };
 }
 
@@ -157,5 +164,34 @@ export function cptStepMemory(cfg: LlamaConfig, micro: BatchShape, accumulating:
       runtime: RUNTIME_BYTES, workspace: workspaceBytes(cfg, micro, true), activations: F32 * (acts + 2 * N * H), backward: F32 * backward,
     },
     lower: '--micro-batch or --seq-len (full training needs 16 bytes a parameter: use LoRA for large models)',
+  };
+}
+
+/** f32 KV cache of B rows for up to S positions (kv-cache.ts). */
+export function kvCacheBytes(cfg: LlamaConfig, B: number, S: number): number {
+  return cfg.layers.reduce((s, l) => s + 2 * F32 * B * l.numKvHeads * S * cfg.headDim, 0);
+}
+
+/**
+ * Generation (generate.ts, bench): the prompt's forward with its full logits, then one token per
+ * step, with a KV cache for prompt + new tokens.
+ */
+export function decodeMemory(cfg: LlamaConfig, weightBytes: number, o: { B: number; prompt: number; newTokens: number }): MemoryEstimate {
+  const f = forwardMemory(cfg, weightBytes, { B: o.B, T: o.prompt });
+  return {
+    parts: { ...f.parts, 'KV cache': kvCacheBytes(cfg, o.B, o.prompt + o.newTokens), logits: F32 * o.B * o.prompt * cfg.vocabSize },
+    lower: '--batch-sizes, --prompt-len or --new-tokens',
+  };
+}
+
+/**
+ * Zero-shot scoring (eval/loglikelihood.ts): contexts batched up to `contextTokens` tokens with
+ * their full logits and KV cache (continuations run from forks of it, a few rows at a time).
+ */
+export function zeroshotMemory(cfg: LlamaConfig, weightBytes: number, contextTokens: number): MemoryEstimate {
+  const f = forwardMemory(cfg, weightBytes, { B: 1, T: contextTokens });
+  return {
+    parts: { ...f.parts, 'KV cache': 2 * kvCacheBytes(cfg, 1, contextTokens), logits: 2 * F32 * contextTokens * cfg.vocabSize },
+    lower: '--engine llama.cpp (a quantized GGUF), or a smaller model',
   };
 }

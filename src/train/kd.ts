@@ -16,7 +16,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadModel, saveModel } from '../io/model-folder.js';
+import { loadModel, saveModel, inspectModel } from '../io/model-folder.js';
+import { cptStepMemory, forwardMemory, loraStepMemory } from '../model/memory.js';
+import { preflight } from '../util/memory.js';
 import { loadTokenizer } from '../io/tokenizer.js';
 import { LlamaRunner, type Grads, type GradOptions } from '../model/llama.js';
 import type { LlamaModel } from '../model/weights.js';
@@ -178,6 +180,18 @@ export async function kdForwardBackward(student: LlamaRunner, teacher: TeacherMo
   return { sum, count, kl: head.kl, nll: head.nll, hidden, grads };
 }
 
+/** The student's training step (all weights, or LoRA on the frozen student) beside the teacher's forward. */
+function preflightKd(o: KdOptions): void {
+  const st = inspectModel(o.model), te = inspectModel(o.teacher);
+  const batchSize = o.batchSize ?? 32, micro = { B: Math.min(o.microBatch ?? 4, batchSize), T: o.seqLen ?? 256 };
+  const student = o.lora ? loraStepMemory(st.config, st.weightBytes, micro, o.lora.r, o.lora.targets) : cptStepMemory(st.config, micro, batchSize > micro.B);
+  const teacher = forwardMemory(te.config, te.weightBytes, micro, true);
+  preflight('train kd', {
+    parts: { ...student.parts, 'teacher weights': te.weightBytes, 'teacher forward': (teacher.parts['workspace'] ?? 0) + (teacher.parts['hidden states'] ?? 0) },
+    lower: `${student.lower}${o.lora ? '' : ', or --lora'}`,
+  });
+}
+
 export async function trainKd(o: KdOptions): Promise<TrainRunResult> {
   const out = o.out;
   if (o.resume) {
@@ -187,6 +201,7 @@ export async function trainKd(o: KdOptions): Promise<TrainRunResult> {
   const inputs = [o.model, o.teacher, o.tokenizer, o.valData, ...(o.data ?? [])];
   checkOutput(out, o, inputs);
   const kd = kdSettings(o.kd);
+  preflightKd(o);
   const model = loadModel(o.model);
   const teacherModel = loadModel(o.teacher);
   const sc = model.config, tc = teacherModel.config;

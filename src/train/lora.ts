@@ -11,10 +11,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { inspectModel, loadModel, saveModel } from '../io/model-folder.js';
-import { preflight } from '../util/memory.js';
+import { preflight, availableBytes, totalBytes } from '../util/memory.js';
 import { loraStepMemory } from '../model/memory.js';
 import { loadTokenizer } from '../io/tokenizer.js';
-import { LlamaRunner } from '../model/llama.js';
+import { LlamaRunner, type Grads } from '../model/llama.js';
+import { checkpointedLoraStep } from '../model/checkpointed.js';
 import { LORA_TARGETS, type LoraTarget, type LoraAdapters } from '../model/lora.js';
 import type { LlamaModel } from '../model/weights.js';
 import { UserError } from '../util/errors.js';
@@ -48,6 +49,8 @@ export interface LoraOptions extends MethodOptions {
   /** chat template for instruction records: preset or file, 'none' for Alpaca's prompt (default: the model's own, if any) */
   chatTemplate?: string;
   method?: 'lora' | 'cpt+lora' | 'kd+lora';
+  /** recompute block activations in the backward (default: only when keeping them would not fit) */
+  gradientCheckpointing?: boolean;
 }
 
 export interface TrainRunResult {
@@ -83,6 +86,8 @@ export interface LoraPlan {
   baseModel: string;
   /** the method the result stands for (cpt+lora on a continued-pretrained model) */
   derived: 'lora' | 'cpt+lora' | 'kd+lora';
+  /** block activations recomputed in the backward (model/checkpointed.ts) */
+  checkpointing: boolean;
 }
 
 /** The inputs a LoRA run reads (outputs must not overlap them). */
@@ -97,7 +102,9 @@ export function planLora(o: LoraOptions): LoraPlan {
   const cutoff = o.cutoff ?? 256;
   if (cutoff < 2) throw new UserError('--cutoff must be at least 2');
   const shape = inspectModel(o.model);
-  preflight('train lora', loraStepMemory(shape.config, shape.weightBytes, { B: o.microBatch ?? 4, T: cutoff }, lora.r, lora.targets));
+  const micro = { B: o.microBatch ?? 4, T: cutoff };
+  const checkpointing = o.gradientCheckpointing ?? totalBytes(loraStepMemory(shape.config, shape.weightBytes, micro, lora.r, lora.targets)) > availableBytes();
+  preflight('train lora', loraStepMemory(shape.config, shape.weightBytes, micro, lora.r, lora.targets, checkpointing));
   const model = loadModel(o.model);
   const tok = loadTokenizer(o.tokenizer ?? o.model);
 
@@ -135,9 +142,9 @@ export function planLora(o: LoraOptions): LoraPlan {
   const label = o.label ?? `${path.basename(path.resolve(o.model))}-${method}`;
   const header = {
     kind: 'train' as const, label, method, model: baseModel,
-    settings: { ...settings, lora, cutoff, data: path.resolve(o.data), prompts: template ? `chat template (${template.source})` : 'alpaca', trainRecords: trainEx.length, valRecords: valEx.length, droppedPastCutoff: dropped, epochs: o.maxSteps ? undefined : epochs },
+    settings: { ...settings, lora, cutoff, gradientCheckpointing: checkpointing, data: path.resolve(o.data), prompts: template ? `chat template (${template.source})` : 'alpaca', trainRecords: trainEx.length, valRecords: valEx.length, droppedPastCutoff: dropped, epochs: o.maxSteps ? undefined : epochs },
   };
-  return { model, lora, trainEx, valEx, stream, adapters, settings, fingerprint, header, baseModel, derived };
+  return { model, lora, trainEx, valEx, stream, adapters, settings, fingerprint, header, baseModel, derived, checkpointing };
 }
 
 export async function trainLora(o: LoraOptions): Promise<TrainRunResult> {
@@ -148,7 +155,7 @@ export async function trainLora(o: LoraOptions): Promise<TrainRunResult> {
   }
   const inputs = loraInputs(o);
   checkOutput(out, o, inputs);
-  const { model, lora, valEx, stream, adapters, settings, fingerprint, header, baseModel, derived } = planLora(o);
+  const { model, lora, valEx, stream, adapters, settings, fingerprint, header, baseModel, derived, checkpointing } = planLora(o);
   const run = new LlamaRunner(model);
   const valBatches: Batch[] = [];
   for (let i = 0; i < valEx.length; i += settings.microBatch) valBatches.push(collate(valEx.slice(i, i + settings.microBatch)));
@@ -161,18 +168,23 @@ export async function trainLora(o: LoraOptions): Promise<TrainRunResult> {
     dataState: () => stream.state(),
     restoreData: (s) => stream.restore(s as ExamplePosition),
     async forwardBackward(b, rng) {
-      const res = await run.forward(b.ids, b.B, b.T, { targets: b.targets, keep: true, rng });
-      const count = res.count!;
+      let loss: number, count: number, perBlock: Grads['lora'];
+      if (checkpointing) {
+        ({ loss, count, lora: perBlock } = await checkpointedLoraStep(run, b.ids, b.B, b.T, { targets: b.targets, rng }));
+      } else {
+        const res = await run.forward(b.ids, b.B, b.T, { targets: b.targets, keep: true, rng });
+        loss = res.loss!; count = res.count!;
+        // frozen base: no weight, embedding, norm or head gradients; only what reaches the adapters
+        perBlock = count === 0 ? [] : (await run.backward(res, { blocks: false, embed: false, norm: false, lmHead: false })).lora;
+      }
       if (count === 0) return { sum: 0, count: 0 };
-      // frozen base: no weight, embedding, norm or head gradients; only what reaches the adapters
-      const g = await run.backward(res, { blocks: false, embed: false, norm: false, lmHead: false });
-      g.lora.forEach((block, li) => {
+      perBlock.forEach((block, li) => {
         for (const [t, lg] of Object.entries(block ?? {}) as [LoraTarget, { A: Float32Array; B: Float32Array }][]) {
           accumulateGrad(byName.get(peftKey(li, t, 'A'))!, lg.A, count);
           accumulateGrad(byName.get(peftKey(li, t, 'B'))!, lg.B, count);
         }
       });
-      return { sum: res.loss! * count, count };
+      return { sum: loss * count, count };
     },
     validate: () => meanNll(run, valBatches),
     afterUpdate: () => {},

@@ -5,7 +5,9 @@
  */
 import { checkOutputFolder } from '../io/output-guard.js';
 import path from 'node:path';
-import { loadModel, saveModel } from '../io/model-folder.js';
+import { loadModel, saveModel, inspectModel } from '../io/model-folder.js';
+import { forwardMemory, paramElements } from '../model/memory.js';
+import { preflight } from '../util/memory.js';
 import { countParams } from '../io/config.js';
 import type { LlamaModel } from '../model/weights.js';
 import type { CalibBatch } from '../prune/calib-batch.js';
@@ -85,6 +87,11 @@ export function widthInfo(modelDir: string, o: WidthOptions, r: WidthResult, cal
 /** Prune `modelDir` into `out` (written atomically; the source is never touched). */
 export async function pruneWidthDir(modelDir: string, out: string, o: WidthOptions, calib: CalibSource, force = false): Promise<WidthResult> {
   checkOutputFolder(out, force, [modelDir, calib.data, calib.ids]);
+  const shape = inspectModel(modelDir);
+  // the source, its calibration forward with every block boundary, and the sliced copy of the blocks
+  const kept = 'ratio' in o.target ? 1 - o.target.ratio : Math.min(1, o.target.params / paramElements(shape.config));
+  const fwd = forwardMemory(shape.config, shape.weightBytes, { B: Math.min(calib.n ?? 10, 8), T: calib.seqLen ?? 128 }, true);
+  preflight(`prune-width --method ${o.method}`, { parts: { ...fwd.parts, 'pruned copy': kept * shape.weightBytes }, lower: '--n or --seq-len, or a larger --ratio' });
   const model = loadModel(modelDir);
   const cs = o.method === 'uniform' ? null : calibrationSet(modelDir, calib);
   const r = await pruneWidth(model, cs?.batches ?? [], o);

@@ -2,7 +2,9 @@ import { guardOutput } from '../../io/output-guard.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { loadModel } from '../../io/model-folder.js';
+import { loadModel, inspectModel } from '../../io/model-folder.js';
+import { decodeMemory } from '../../model/memory.js';
+import { preflight } from '../../util/memory.js';
 import { LlamaRunner } from '../../model/llama.js';
 import type { LlamaModel } from '../../model/weights.js';
 import type { DType } from '../../engine/dtype.js';
@@ -142,6 +144,16 @@ export function registerBench(program: Command): void {
         const bytes = weightBytesPerToken(m);
         bounds.push({ name, measured: b1.decodeTokensPerSec, bound: (bw.gbPerSec * 1e9) / bytes, engineBound: (bw.gbPerSec * 1e9) / engineBytesPerToken(m), weightMB: bytes / 1e6 });
       };
+      if (o.engine !== 'llama.cpp') {
+        // our engine: each folder's generation at the largest batch, before any weight is read
+        // (--interleave keeps every model loaded: their weights add up)
+        const shapes = o.model.map((dir) => ({ dir, ...inspectModel(dir) }));
+        const others = (dir: string) => (o.interleave ? shapes.filter((x) => x.dir !== dir).reduce((a, x) => a + x.weightBytes, 0) : 0);
+        for (const x of shapes) {
+          const e = decodeMemory(x.config, x.weightBytes, { B: Math.max(...o.batchSizes), prompt: o.promptLen, newTokens: o.newTokens + 1 });
+          preflight(`bench ${path.basename(path.resolve(x.dir))}`, { ...e, parts: { ...e.parts, ...(o.interleave ? { 'other models': others(x.dir) } : {}) } });
+        }
+      }
       if (o.engine === 'llama.cpp') {
         if (o.interleave) throw new UserError('--interleave runs our engine only; drop it for --engine llama.cpp');
         if (bw) throw new UserError('--membw compares our engine with its bound; drop it for --engine llama.cpp');

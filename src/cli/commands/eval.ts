@@ -15,13 +15,28 @@ import { UserError } from '../../util/errors.js';
 import { int, oneOf, printJson } from '../options.js';
 import { engineOptions, openLlamaCpp, type EngineOpts } from '../engine-options.js';
 import { LlamaCppEngine } from '../../llamacpp/engine.js';
+import { inspectModel } from '../../io/model-folder.js';
+import { forwardMemory, zeroshotMemory } from '../../model/memory.js';
+import { CONTEXT_BATCH_TOKENS } from '../../eval/loglikelihood.js';
+import { preflight, totalBytes, type MemoryEstimate } from '../../util/memory.js';
+import type { LlamaConfig } from '../../io/config.js';
 
 /** The model as the chosen engine runs it. */
 type Engine = LlamaRunner | LlamaCppEngine;
 
-async function openEngine(o: EngineOpts & { model: string }): Promise<Engine> {
-  return o.engine === 'llama.cpp' ? openLlamaCpp(o.model, o, 'f32') : new LlamaRunner(loadModel(o.model));
+/**
+ * The model as the chosen engine runs it; for ours, the memory preflight first: the largest of
+ * the stages' estimates (perplexity windows, zero-shot batches), before any weight is read.
+ */
+async function openEngine(o: EngineOpts & { model: string }, label: string, stages: (c: LlamaConfig, w: number) => MemoryEstimate[]): Promise<Engine> {
+  if (o.engine === 'llama.cpp') return openLlamaCpp(o.model, o, 'f32');
+  const shape = inspectModel(o.model);
+  preflight(label, stages(shape.config, shape.weightBytes).reduce((a, e) => (totalBytes(e) > totalBytes(a) ? e : a)));
+  return new LlamaRunner(loadModel(o.model));
 }
+
+const pplStage = (o: PplOpts) => (c: LlamaConfig, w: number) => forwardMemory(c, w, { B: o.batchSize, T: o.seqLen });
+const zsStage = (c: LlamaConfig, w: number) => zeroshotMemory(c, w, CONTEXT_BATCH_TOKENS);
 
 async function closeEngine(e: Engine): Promise<void> {
   if (e instanceof LlamaCppEngine) await e.dispose();
@@ -33,7 +48,7 @@ const PPL_SETS: Record<string, string> = {
   ptb: 'data/eval/ptb/ptb.test.txt',
 };
 
-interface PplOpts extends EngineOpts { model: string; datasets: string; text?: string[]; seqLen: number; bos: BosMode; batchSize: number }
+interface PplOpts extends EngineOpts { model: string; datasets: string; text?: string[]; seqLen: number; bos: BosMode; batchSize: number; maxWindows?: number }
 interface ZsOpts extends EngineOpts { model: string; tasks?: string; taskFile?: string[]; limit?: number; onError: 'skip' | 'stop'; addBos?: boolean }
 
 function writeJsonAtomic(file: string, value: unknown): void {
@@ -58,11 +73,12 @@ async function evalPpl(o: PplOpts, run: Engine): Promise<Record<string, unknown>
   const hist = modelHistory(o.model);
   const rows: Record<string, unknown>[] = [];
   for (const [name, file] of sets) {
-    const windows = pplWindows(readLines(file), tok, o.seqLen, o.bos);
+    const all = pplWindows(readLines(file), tok, o.seqLen, o.bos);
+    const windows = o.maxWindows !== undefined ? all.slice(0, o.maxWindows) : all;
     const r = await perplexity(run, windows, o.batchSize, progressCallback(`ppl ${name}`, 'windows'));
     rows.push({
       kind: 'ppl', model: path.resolve(o.model), label: hist.label, removedBlocks: hist.removedBlocks, criterion: hist.criterion,
-      retraining: hist.retraining, dataset: name, ppl: r.ppl, nll: r.nll, tokens: r.tokens, seqLen: o.seqLen, bos: o.bos, engine: o.engine,
+      retraining: hist.retraining, dataset: name, ...(windows.length < all.length ? { windows: windows.length, of_windows: all.length } : {}), ppl: r.ppl, nll: r.nll, tokens: r.tokens, seqLen: o.seqLen, bos: o.bos, engine: o.engine,
     });
   }
   return rows;
@@ -90,7 +106,8 @@ function pplOptions(cmd: Command, defaultSets: string): Command {
     .option('--text <file>', 'also score this text file (repeatable)', collect)
     .option('--seq-len <n>', 'perplexity window length', int('--seq-len'), 128)
     .option('--bos <mode>', 'first | every | none', oneOf('--bos', ['first', 'every', 'none'] as const), 'first')
-    .option('--batch-size <n>', 'windows per forward', int('--batch-size'), 8);
+    .option('--batch-size <n>', 'windows per forward', int('--batch-size'), 8)
+    .option('--max-windows <n>', 'score only the first N windows of each set (a quick check; the paper\'s numbers use all)', int('--max-windows'));
 }
 
 function zsOptions(cmd: Command): Command {
@@ -103,7 +120,7 @@ function zsOptions(cmd: Command): Command {
 }
 
 function pplTable(rows: Record<string, unknown>[]): string {
-  return rows.map((r) => `${String(r['dataset']).padEnd(12)} ppl ${Number(r['ppl']).toFixed(3).padStart(10)}   (${r['tokens']} tokens)`).join('\n');
+  return rows.map((r) => `${String(r['dataset']).padEnd(12)} ppl ${Number(r['ppl']).toFixed(3).padStart(10)}   (${r['tokens']} tokens${r['windows'] !== undefined ? `, first ${r['windows']} of ${r['of_windows']} windows` : ''})`).join('\n');
 }
 
 export function registerEval(program: Command): void {
@@ -117,7 +134,7 @@ export function registerEval(program: Command): void {
     .option('--out <dir>', 'write ppl.json, zeroshot results.json (resumable) there'), 'f32')
     .action(async (o: PplOpts & ZsOpts & { zeroshot: boolean; json?: boolean; out?: string }) => {
       if (o.out) guardOutput(o.out, [o.model, ...(o.text ?? []), ...(o.taskFile ?? [])]);
-      const run = await openEngine(o);
+      const run = await openEngine(o, 'eval', (c, w) => [pplStage(o)(c, w), ...(o.zeroshot ? [zsStage(c, w)] : [])]);
       const ppl = await evalPpl(o, run);
       if (o.out) ppl.forEach((r) => writeJsonAtomic(path.join(o.out!, `ppl-${String(r['dataset'])}.json`), r));
       const zs = o.zeroshot ? await evalZeroshot(o, run, o.out) : null;
@@ -136,7 +153,7 @@ export function registerEval(program: Command): void {
     .option('--out <dir>', 'write ppl-<dataset>.json there'), 'f32')
     .action(async (o: PplOpts & { json?: boolean; out?: string }) => {
       if (o.out) guardOutput(o.out, [o.model, ...(o.text ?? [])]);
-      const run = await openEngine(o);
+      const run = await openEngine(o, 'eval ppl', (c, w) => [pplStage(o)(c, w)]);
       const rows = await evalPpl(o, run);
       await closeEngine(run);
       if (o.out) rows.forEach((r) => writeJsonAtomic(path.join(o.out!, `ppl-${String(r['dataset'])}.json`), r));
@@ -150,7 +167,7 @@ export function registerEval(program: Command): void {
     .option('--out <dir>', 'folder for resumable partial results and results.json'), 'f32')
     .action(async (o: ZsOpts & { json?: boolean; out?: string }) => {
       if (o.out) guardOutput(o.out, [o.model, ...(o.taskFile ?? [])]);
-      const run = await openEngine(o);
+      const run = await openEngine(o, 'eval zeroshot', (c, w) => [zsStage(c, w)]);
       const zs = await evalZeroshot(o, run, o.out);
       await closeEngine(run);
       if (o.out) writeJsonAtomic(path.join(o.out, 'zeroshot.json'), zs);

@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
-import { loadModel } from '../../io/model-folder.js';
+import { loadModel, inspectModel } from '../../io/model-folder.js';
+import { decodeMemory } from '../../model/memory.js';
+import { preflight } from '../../util/memory.js';
 import { loadTokenizer } from '../../io/tokenizer.js';
 import { readGenerationDefaults, maxNewTokensFor } from '../../io/generation-config.js';
 import { resolveChatTemplate, renderChat, templateTokens, encodeRendered, CHAT_PRESETS, type ChatMessage } from '../../io/chat-template.js';
@@ -68,6 +70,8 @@ export function registerGenerate(program: Command): void {
         g = await engine.generate(prompt, { ...settings, onToken: stream && ((_s, t) => stream(t)) });
         await engine.dispose();
       } else {
+        const shape = inspectModel(o.model);
+        preflight('generate', decodeMemory(shape.config, shape.weightBytes, { B: 1, prompt: prompt.length, newTokens: maxNewTokens }));
         const run = new LlamaRunner(loadModel(o.model));
         run.checkIds(Int32Array.from(prompt));
         const r = await generate(run, [prompt], { ...settings, onToken: stream && ((_s, t) => stream(t[0]!)) });

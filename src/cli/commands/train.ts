@@ -31,7 +31,7 @@ interface CommonOpts {
 
 interface OptimOpts { epochs: number; maxSteps?: number; lr: number; batchSize: number; warmup?: number; decay: Decay; weightDecay: number; beta1: number; beta2: number }
 
-interface LoraCli { data: string; eos: boolean; r: number; alpha: number; dropout: number; targets: string[]; cutoff: number; trainOnInputs?: boolean; valSize?: number; merge?: boolean; chatTemplate?: string }
+interface LoraCli { gradientCheckpointing: 'auto' | 'on' | 'off'; data: string; eos: boolean; r: number; alpha: number; dropout: number; targets: string[]; cutoff: number; trainOnInputs?: boolean; valSize?: number; merge?: boolean; chatTemplate?: string }
 
 interface KdCli { teacher: string; kdTemp: number; kdAlpha: number; kdHidden: number; lora?: boolean; r: number; alpha: number; dropout: number; targets: string[]; merge?: boolean }
 
@@ -83,6 +83,7 @@ function loraOpts(cmd: Command, dataFlag = '--data', eosFlag = '--no-eos'): Comm
     .option(eosFlag, 'do not append EOS to each example')
     .option('--val-size <n>', 'records held out for validation (default 5%, at most 2000)', int('--val-size'))
     .option('--merge', 'also write the merged model to <out>/merged')
+    .option('--gradient-checkpointing <when>', 'recompute block activations in the backward (less memory, one more forward): on, off, or auto (when keeping them would not fit)', oneOf('--gradient-checkpointing', ['auto', 'on', 'off'] as const), 'auto')
     .option('--chat-template <name|file|none>', `render instruction records with this chat template (${Object.keys(CHAT_PRESETS).join(', ')}, a .jinja file, or none for Alpaca's prompt; default: the model's own if it has one)`);
 }
 
@@ -149,6 +150,7 @@ function commonOf(o: CommonOpts) {
 
 function loraOf(o: LoraCli & OptimOpts): Omit<LoraOptions, 'model' | 'out'> {
   return {
+    ...(o.gradientCheckpointing !== 'auto' ? { gradientCheckpointing: o.gradientCheckpointing === 'on' } : {}),
     data: o.data, eos: o.eos, chatTemplate: o.chatTemplate, r: o.r, alpha: o.alpha, dropout: o.dropout, targets: parseTargets(o.targets), cutoff: o.cutoff, trainOnInputs: o.trainOnInputs, valSize: o.valSize, merge: o.merge,
     epochs: o.epochs, maxSteps: o.maxSteps, lr: o.lr, batchSize: o.batchSize, warmup: o.warmup, decay: o.decay, weightDecay: o.weightDecay, beta1: o.beta1, beta2: o.beta2,
   };
@@ -252,7 +254,8 @@ export function registerTrain(program: Command): void {
     });
     const lora = loraOf({
       data: o['loraData'] as string, eos: o['loraEos'] as boolean, r: o['r'] as number, alpha: o['alpha'] as number, dropout: o['dropout'] as number, targets: o['targets'] as string[],
-      cutoff: o['cutoff'] as number, trainOnInputs: o['trainOnInputs'] as boolean | undefined, valSize: o['valSize'] as number | undefined, merge: o['merge'] as boolean | undefined, chatTemplate: o['chatTemplate'] as string | undefined, ...pick('lora'),
+      cutoff: o['cutoff'] as number, trainOnInputs: o['trainOnInputs'] as boolean | undefined, valSize: o['valSize'] as number | undefined, merge: o['merge'] as boolean | undefined, chatTemplate: o['chatTemplate'] as string | undefined,
+      gradientCheckpointing: o['gradientCheckpointing'] as LoraCli['gradientCheckpointing'], ...pick('lora'),
     });
     const r = await trainCptLora({ model: o.model, out, resume: o.resume, force: o.force, label: o.label, cpt: { ...c, ...cpt }, lora: { ...c, ...lora } });
     if (!r) return;

@@ -5,17 +5,19 @@
  * The score needs each block's summed |W * G|, not the gradients, so the backward runs block by
  * block, last block first, over every calibration batch at once: each batch carries its gradient
  * dL/dx at the current block boundary; block l's weight gradients are summed over the batches,
- * reduced to the block's score and dropped before block l-1 starts. No full-model gradient and no
- * f32 copy of the weights ever exists: the peak is the weights, one block's gradients (two with
- * several batches) and the activations.
+ * reduced to the block's score and dropped before block l-1 starts. With one batch each weight
+ * gradient is reduced a chunk of rows at a time as the GEMM produces it (it never exists whole);
+ * with several, one block's gradients are summed first. No full-model gradient and no f32 copy of
+ * the weights ever exists: the peak is the weights, the activations and at most one block's
+ * gradients.
  *
  * Activations: kept from the forward when they fit in memory (the floor: one forward, one
  * backward), else only each block's input is kept and the block's activations are recomputed
  * just before its backward (one more forward; what a 7B model needs in 24 GB).
  */
 import { rowsToF32, type Tensor } from '../../engine/tensor.js';
-import { BLOCK_WEIGHT_NAMES } from '../../model/weights.js';
-import { shiftTargets, type LlamaRunner, type BlockActs, type BlockGrads } from '../../model/llama.js';
+import { BLOCK_WEIGHT_NAMES, type BlockWeightName } from '../../model/weights.js';
+import { shiftTargets, type LlamaRunner, type BlockActs, type BlockGrads, type GradSink } from '../../model/llama.js';
 import { splitBatches, type CalibBatch } from '../calib-batch.js';
 import { ascendingOrder, type CriterionResult } from './types.js';
 import { taylorMemory } from '../../model/memory.js';
@@ -37,16 +39,16 @@ interface BatchState {
   inputs: (Float32Array | null)[] | null;
 }
 
-/** sum |W * G| over a weight (widened a chunk of rows at a time) and its f32 gradient. */
-function sumAbsProduct(W: Tensor, g: Float32Array): number {
-  const cols = W.shape[W.shape.length - 1]!, rows = W.data.length / cols;
+/** sum |W * G| over rows [row0, row0 + g.length / cols) of a weight (widened a chunk of rows at a time) and their f32 gradient. */
+function sumAbsProduct(W: Tensor, row0: number, g: Float32Array): number {
+  const cols = W.shape[W.shape.length - 1]!, rows = g.length / cols;
   const chunk = Math.max(1, Math.min(rows, Math.floor((1 << 20) / cols)));
   const buf = new Float32Array(chunk * cols);
   let s = 0;
-  for (let r0 = 0; r0 < rows; r0 += chunk) {
-    const n = Math.min(chunk, rows - r0);
-    const w = rowsToF32(W, r0, n, buf);
-    const o = r0 * cols;
+  for (let r = 0; r < rows; r += chunk) {
+    const n = Math.min(chunk, rows - r);
+    const w = rowsToF32(W, row0 + r, n, buf);
+    const o = r * cols;
     for (let i = 0; i < n * cols; i++) s += Math.abs(w[i]! * g[o + i]!);
   }
   return s;
@@ -87,18 +89,28 @@ export async function taylorScores(run: LlamaRunner, calibration: CalibBatch[], 
 
   const perTensor: number[][] = new Array(L);
   for (let l = L - 1; l >= 0; l--) {
-    let sum: BlockGrads | null = null;
+    const w = run.model.weights.blocks[l]!;
+    const total = new Map<string, number>(BLOCK_WEIGHT_NAMES.map((n) => [n, 0]));
+    // one batch: each gradient chunk is reduced as it arrives; several: summed first (the score is
+    // of the gradient of the whole set), into one block's worth of f32 gradients
+    const sums: BlockGrads = {};
+    const sink: GradSink = states.length === 1
+      ? (n, row0, g) => { if (total.has(n)) total.set(n, total.get(n)! + sumAbsProduct(w[n as BlockWeightName], row0, g)); }
+      : (n, row0, g) => {
+        if (!total.has(n)) return;
+        const W = w[n as BlockWeightName], cols = W.shape[W.shape.length - 1]!;
+        const a = (sums[n] ??= new Float32Array(W.data.length)), o = row0 * cols;
+        for (let i = 0; i < g.length; i++) a[o + i]! += g[i]!;
+      };
     for (const st of states) {
       const { B, T } = st.b;
       const acts = st.acts ? st.acts[l]! : (await run.block(l, st.inputs![l]!, B, T, 0, { keep: true })).acts!;
-      const r = await run.blockBackward(l, acts, st.dx, B, T, true);
+      const r = await run.blockBackward(l, acts, st.dx, B, T, sink);
       st.dx = r.dx;
       if (st.acts) st.acts[l] = null; else st.inputs![l] = null; // this block's activations are done with
-      if (!sum) sum = r.grads;
-      else for (const n of BLOCK_WEIGHT_NAMES) { const a = sum[n]!, g = r.grads[n]!; for (let i = 0; i < a.length; i++) a[i]! += g[i]!; }
     }
-    const w = run.model.weights.blocks[l]!;
-    perTensor[l] = BLOCK_WEIGHT_NAMES.map((n) => sumAbsProduct(w[n], sum![n]!));
+    if (states.length > 1) for (const n of BLOCK_WEIGHT_NAMES) total.set(n, sumAbsProduct(w[n], 0, sums[n]!));
+    perTensor[l] = BLOCK_WEIGHT_NAMES.map((n) => total.get(n)!);
     opts.onProgress?.(batches.length + (L - l), steps);
   }
   const scores = perTensor.map((r) => r.reduce((a, c) => a + c, 0));
