@@ -19,6 +19,7 @@ import { mulberry32 } from '../src/util/rng.js';
 import { kernelCopyStats } from '../src/engine/wasm-kernels.js';
 import { activationHeap } from '../src/engine/wasm/heap.js';
 import { argNumber, argString } from '../src/util/args.js';
+import { gemmBuffers, gemmRate } from '../src/bench/gemm-rate.js';
 
 
 const layers = argNumber('layers', 22), B = argNumber('batch', 10), T = argNumber('seq', 128), reps = argNumber('reps', 2);
@@ -41,25 +42,7 @@ const rawShapes = [
   { label: 'fp32 1024x2048x2048', m: 1024, n: 2048, k: 2048, bf16: false },
   { label: `bf16 weights ${N}x5632x2048`, m: N, n: 5632, k: 2048, bf16: true },
 ];
-const rawBufs = rawShapes.map((s) => ({
-  ...s,
-  a: new Float32Array(s.m * s.k).fill(0.01),
-  w: s.bf16 ? { dtype: 'bf16' as const, shape: [s.n, s.k], data: new Uint16Array(s.n * s.k).fill(0x3c00) } : new Float32Array(s.n * s.k).fill(0.01),
-  c: new Float32Array(s.m * s.n),
-}));
-
-/** Best-of-3 GFLOP/s of one GEMM shape (weights [n, k] as in nn.Linear). */
-async function gemmRate(s: (typeof rawBufs)[number]): Promise<number> {
-  const call = () => inner.gemm({ a: s.a, b: s.w, c: s.c, m: s.m, n: s.n, k: s.k, transB: true });
-  await call();
-  let best = Infinity;
-  for (let i = 0; i < 3; i++) {
-    const t0 = performance.now();
-    await call();
-    best = Math.min(best, performance.now() - t0);
-  }
-  return (2 * s.m * s.n * s.k) / (best / 1000) / 1e9;
-}
+const rawBufs = rawShapes.map(gemmBuffers);
 
 console.log(`building random TinyLlama-shaped model (${layers} layers, bf16)...`);
 const model = randomModel({ ...TINYLLAMA_CONFIG, num_hidden_layers: layers }, 'bf16');
@@ -73,7 +56,7 @@ const flops = forwardFlops(model, B, T);
 const raw = rawShapes.map(() => 0);
 let best = Infinity, bestSplit = { gemmMs: 0, gemmFlop: 0 };
 for (let r = 0; r < reps; r++) {
-  for (let i = 0; i < rawBufs.length; i++) raw[i] = Math.max(raw[i]!, await gemmRate(rawBufs[i]!));
+  for (let i = 0; i < rawBufs.length; i++) raw[i] = Math.max(raw[i]!, await gemmRate(inner, rawBufs[i]!));
   be.ms = 0; be.flop = 0;
   const t0 = performance.now();
   await run.forward(ids, B, T);

@@ -16,18 +16,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { parseConfig, type LlamaConfig } from '../src/io/config.js';
-import { writeSafetensors } from '../src/io/safetensors.js';
-import { writeOutputMarker } from '../src/io/output-guard.js';
-import { randomTensor, TINYLLAMA_CONFIG } from '../src/bench/random-model.js';
-import { blockShapes, hfBlockName, type BlockWeightName } from '../src/model/weights.js';
+import { parseConfig } from '../src/io/config.js';
+import { TINYLLAMA_CONFIG } from '../src/bench/random-model.js';
+import { writeRandomFolder } from '../src/bench/random-folder.js';
 import { forwardMemory, loraStepMemory, decodeMemory, zeroshotMemory, paramElements, RUNTIME_BYTES } from '../src/model/memory.js';
 import { CONTEXT_BATCH_TOKENS } from '../src/eval/loglikelihood.js';
 import { criterionMemory } from '../src/prune/memory.js';
 import { batchesFromRows } from '../src/prune/calib-batch.js';
 import type { CriterionName } from '../src/prune/score.js';
 import { totalBytes, type MemoryEstimate } from '../src/util/memory.js';
-import { projectDir, sharedDir, hasShared } from '../src/util/shared.js';
+import { projectDir } from '../src/util/shared.js';
 import { argString, argNumber, argFlag } from '../src/util/args.js';
 import { mulberry32 } from '../src/util/rng.js';
 
@@ -49,46 +47,11 @@ const root = projectDir('runs', 'scale', shapeName);
 const modelDir = path.join(root, 'model');
 const G = 2 ** 30;
 
-/** Write the random model shard by shard (5 GB shards, as save_pretrained), once. */
-function writeModel(c: LlamaConfig): void {
-  const names: [string, number[], boolean][] = [['model.embed_tokens.weight', [c.vocabSize, c.hiddenSize], false]];
-  for (let i = 0; i < c.numLayers; i++) {
-    for (const [nm, shape] of Object.entries(blockShapes(c, i))) names.push([hfBlockName(i, nm as BlockWeightName), shape!, nm.endsWith('Norm')]);
-  }
-  names.push(['model.norm.weight', [c.hiddenSize], true], ['lm_head.weight', [c.vocabSize, c.hiddenSize], false]);
-  const shards: (typeof names)[] = [[]];
-  let size = 0;
-  for (const t of names) {
-    const b = 2 * t[1].reduce((a, d) => a * d, 1);
-    if (size > 0 && size + b > 5e9) { shards.push([]); size = 0; }
-    shards[shards.length - 1]!.push(t);
-    size += b;
-  }
-  const tmp = `${modelDir}.tmp-${process.pid}`;
-  fs.mkdirSync(tmp, { recursive: true });
-  const rng = mulberry32(1);
-  const weightMap: Record<string, string> = {};
-  let total = 0;
-  shards.forEach((s, k) => {
-    const file = `model-${String(k + 1).padStart(5, '0')}-of-${String(shards.length).padStart(5, '0')}.safetensors`;
-    const tensors = s.map(([name, shape, norm]) => [name, randomTensor(shape, 'bf16', rng, norm ? 0.1 : 0.02, norm ? 1 : 0)] as const);
-    writeSafetensors(path.join(tmp, file), tensors.map(([a, t]) => [a, t]));
-    for (const [name, t] of tensors) { weightMap[name] = file; total += t.data.byteLength; }
-    console.log(`  wrote ${file} (${k + 1}/${shards.length})`);
-  });
-  fs.writeFileSync(path.join(tmp, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2));
-  fs.writeFileSync(path.join(tmp, 'config.json'), JSON.stringify({ ...raw, torch_dtype: 'bfloat16' }, null, 2));
-  // the Llama 2 tokenizer (ids below 32000 exist in every shape here), for the stages that read text
-  for (const f of ['tokenizer.json', 'tokenizer_config.json']) if (hasShared()) fs.copyFileSync(sharedDir('tokenizers', 'llama2', f), path.join(tmp, f));
-  writeOutputMarker(tmp);
-  fs.renameSync(tmp, modelDir);
-}
-
 // --estimate-only: print the preflight's estimate of every stage, without writing or running anything
 const estimateOnly = argFlag('estimate-only');
 if (!estimateOnly && !fs.existsSync(modelDir)) {
   console.log(`writing a random ${shapeName} model to ${path.relative(process.cwd(), modelDir)} ...`);
-  writeModel(cfg);
+  writeRandomFolder(modelDir, raw);
   // the shards' arrays are garbage now: give their memory back before the stages measure theirs
   (globalThis as { gc?: () => void }).gc?.();
 }

@@ -1,0 +1,75 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { verdict, ratio, fmt, vsTorchRows, rowsMarkdown, type VsTorchResults } from '../src/bench/vs-torch-table.js';
+
+test('verdict: any failed condition fails, all true passes, else unknown', () => {
+  assert.equal(verdict([true, true]), 'pass');
+  assert.equal(verdict([true, false]), 'fail');
+  assert.equal(verdict([null, false]), 'fail');
+  assert.equal(verdict([true, null]), '–');
+  assert.equal(verdict([null]), '–');
+});
+
+test('ratio and fmt treat missing figures as "–"', () => {
+  assert.equal(ratio(3, 2), 1.5);
+  assert.equal(ratio(null, 2), null);
+  assert.equal(ratio(3, null), null);
+  assert.equal(ratio(3, 0), null);
+  assert.equal(fmt(1.234, 1, ' s'), '1.2 s');
+  assert.equal(fmt(null, 1, ' s'), '–');
+  assert.equal(fmt(NaN), '–');
+});
+
+const full: VsTorchResults = {
+  gemm: { label: 'gemm', ours: 96, torch: 100 },
+  forward: { label: 'forward', ours: 10, fp32: 20, bf16: 5 },
+  taylor: { label: 'taylor', ours: 31, oursForward: 10, fp32: 70 },
+  pplcrit: { label: 'ppl', ours: 100, oursForward: 10, fp32: 300, bf16: 200 },
+  decode: { label: 'decode', ours: 4, bound: 6, bf16: 8 },
+  train: { label: 'train', ours: 4000, fp32: 3500 },
+};
+
+test('rows: speed ratios, targets and verdicts of every workload', () => {
+  const rows = vsTorchRows(full);
+  assert.deepEqual(rows.map((r) => r.workload), ['gemm', 'forward', 'taylor', 'ppl', 'decode', 'train']);
+  const by = Object.fromEntries(rows.map((r) => [r.workload, r]));
+  // 96 / 100 = 0.96 >= 0.95
+  assert.equal(by['gemm']!.ratio, '0.96×');
+  assert.equal(by['gemm']!.verdict, 'pass');
+  // times: peer / ours; 20 / 10 vs fp32 passes, bf16 is faster but not the target
+  assert.equal(by['forward']!.ratio, '2.00× vs fp32, 0.50× vs bf16');
+  assert.equal(by['forward']!.verdict, 'pass');
+  // 3.1 forwards fails the forwards part although faster than fp32
+  assert.equal(by['taylor']!.ours, '31.00 s (3.10 forwards)');
+  assert.equal(by['taylor']!.verdict, 'fail');
+  assert.equal(by['ppl']!.ours, '100.00 s (10.00 forwards)');
+  assert.equal(by['ppl']!.ratio, '3.00× vs fp32, 2.00× vs bf16');
+  assert.equal(by['ppl']!.verdict, 'pass');
+  // 4 / 6 = 67% of the bound < 80%
+  assert.equal(by['decode']!.ours, '4.00 tok/s (67% of 6.00 tok/s bound)');
+  assert.equal(by['decode']!.ratio, '0.50×');
+  assert.equal(by['decode']!.verdict, 'fail');
+  assert.equal(by['train']!.ratio, '1.14×');
+  assert.equal(by['train']!.verdict, 'pass');
+});
+
+test('rows without torch: "–" in the peer columns, verdicts only where ours decides them', () => {
+  const rows = vsTorchRows({
+    gemm: { ...full.gemm!, torch: null },
+    taylor: { ...full.taylor!, ours: 25, fp32: null },
+    decode: { ...full.decode!, ours: 5, bf16: null },
+  });
+  assert.deepEqual(rows.map((r) => [r.fp32, r.bf16, r.ratio, r.verdict]), [
+    ['–', '–', '–', '–'],
+    ['–', '–', '–', '–'], // 2.5 forwards passes, "faster than fp32" is unknown
+    ['–', '–', '–', 'pass'], // 5 / 6 = 83% of the bound
+  ]);
+});
+
+test('markdown: a header, an alignment row and one row per workload with seven cells', () => {
+  const md = rowsMarkdown(vsTorchRows(full));
+  const lines = md.trimEnd().split('\n');
+  assert.equal(lines.length, 2 + 6);
+  assert.match(lines[0]!, /^\| workload \| ours \| PyTorch fp32 \| PyTorch bf16 \| ours \/ best peer \(speed\) \| target \| pass \|$/);
+  for (const l of lines) assert.equal(l.split(/(?<!\\)\|/).length - 2, 7, l);
+});
