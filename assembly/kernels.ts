@@ -226,6 +226,32 @@ export function softmax_causal(p: usize, nBatch: i32, rows: i32, S: i32, T: i32,
 }
 
 /**
+ * Softmax backward in place over n rows of S: dp <- p * (dp - sum_j dp_j p_j) * scale (the
+ * attention's 1/sqrt(d) folded in). The row sums accumulate in f64.
+ */
+export function softmax_backward(p: usize, dp: usize, n: i32, S: i32, scale: f32): void {
+  for (let r = 0; r < n; r++) {
+    const pr = p + (<usize>r * <usize>S << 2), dr = dp + (<usize>r * <usize>S << 2);
+    let acc = f64x2.splat(0);
+    let s = 0;
+    for (; s + 4 <= S; s += 4) acc = accF64(acc, f32x4.mul(v128.load(dr + (<usize>s << 2)), v128.load(pr + (<usize>s << 2))));
+    let dot = hsum2(acc);
+    for (; s < S; s++) dot += <f64>(load<f32>(dr + (<usize>s << 2)) * load<f32>(pr + (<usize>s << 2)));
+    const dv = f32x4.splat(<f32>dot), sc = f32x4.splat(scale);
+    const d1 = <f32>dot;
+    s = 0;
+    for (; s + 4 <= S; s += 4) {
+      const q = <usize>s << 2;
+      v128.store(dr + q, f32x4.mul(f32x4.mul(v128.load(pr + q), f32x4.sub(v128.load(dr + q), dv)), sc));
+    }
+    for (; s < S; s++) {
+      const q = <usize>s << 2;
+      store<f32>(dr + q, load<f32>(pr + q) * (load<f32>(dr + q) - d1) * scale);
+    }
+  }
+}
+
+/**
  * out[i, 0..I) = silu(gate[i,:]) * up[i,:], where gate row i starts at gate + i*ld and up row i
  * at up + i*ld (ld = I for separate buffers, 2I for a fused [gate|up] GEMM output).
  */

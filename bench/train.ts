@@ -64,10 +64,12 @@ function line(what: string, s: number, flops: number, fwd: number): string {
 }
 
 const be = getBackend();
-const cfg = { ...TINYLLAMA_CONFIG, num_hidden_layers: layers };
-console.log(`TinyLlama-1.1B shapes with ${layers} layers, bf16; micro-batch ${B} x ${T} = ${N} tokens`);
+// --config FILE: another shape (e.g. assets/default/config.json, the default model's)
+const configFile = argString('config', '');
+const cfg: Record<string, unknown> = configFile ? JSON.parse(fs.readFileSync(configFile, 'utf8')) : { ...TINYLLAMA_CONFIG, num_hidden_layers: layers };
+console.log(`${configFile || `TinyLlama-1.1B shapes with ${layers} layers`}, bf16; micro-batch ${B} x ${T} = ${N} tokens`);
 const rng = mulberry32(1);
-const ids = Int32Array.from({ length: N }, () => Math.floor(rng() * 32000));
+const ids = Int32Array.from({ length: N }, () => Math.floor(rng() * (cfg['vocab_size'] as number)));
 
 async function forwardTime(model: LlamaModel): Promise<number> {
   const run = new LlamaRunner(model, be);
@@ -130,7 +132,7 @@ if (mode === 'both' || mode === 'full') {
     for (const n of BLOCK_WEIGHT_NAMES) nb[n] = master(hfBlockName(li, n), b[n]);
     return nb;
   });
-  model.weights = { embed, blocks, norm: master('norm', w.norm), lmHead: master('lm_head', w.lmHead) };
+  model.weights = { embed, blocks, norm: master('norm', w.norm), lmHead: model.config.tieWordEmbeddings ? embed : master('lm_head', w.lmHead) };
   const fwd = await forwardTime(model);
   console.log(line('forward f32', fwd, F, fwd));
   const byName = new Map(params.map((p) => [p.name, p]));
@@ -146,7 +148,7 @@ if (mode === 'both' || mode === 'full') {
     g.blocks.forEach((bg, li) => { for (const [n, grad] of Object.entries(bg)) accumulateGrad(byName.get(hfBlockName(li, n as (typeof BLOCK_WEIGHT_NAMES)[number]))!, grad!, 1); });
     accumulateGrad(byName.get('embed')!, g.embed!, 1);
     accumulateGrad(byName.get('norm')!, g.norm!, 1);
-    accumulateGrad(byName.get('lm_head')!, g.lmHead!, 1);
+    if (g.lmHead) accumulateGrad(byName.get('lm_head')!, g.lmHead, 1);
     opt.step(1e-4);
     run.invalidate();
     fphases.update = (performance.now() - t) / 1000;

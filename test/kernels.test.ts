@@ -96,6 +96,18 @@ for (const [T, pos0, S] of [[5, 0, 5], [3, 4, 7], [9, 0, 9], [1, 12, 13]] as con
   });
 }
 
+for (const S of [1, 7, 16]) {
+  bothPaths(`softmax backward S=${S}`, (al) => {
+    const n = 5;
+    const p = rand(n * S, 3).map(Math.abs), dp = rand(n * S, 4);
+    const exp = Float32Array.from(dp);
+    ref.softmaxBackward(p, exp, n, S, 0.25);
+    const got = al(dp);
+    wk.softmaxBackward(al(p), got, n, S, 0.25);
+    assertClose(got, exp, 1e-6, 1e-8, 'dS');
+  });
+}
+
 bothPaths('silu * up, separate and fused [gate|up] rows', (al) => {
   const n = 5, I = 23;
   const g = rand(n * I, 12), u = rand(n * I, 2);

@@ -125,6 +125,17 @@ export function softmaxCausal(p: Float32Array, nBatch: number, rows: number, S: 
   }
 }
 
+/** Softmax backward in place over n rows of S: dp <- p * (dp - sum(dp * p)) * scale (f64 row sums). */
+export function softmaxBackward(p: Float32Array, dp: Float32Array, n: number, S: number, scale: number): void {
+  for (let r = 0; r < n; r++) {
+    const o = r * S;
+    let dot = 0;
+    for (let j = 0; j < S; j++) dot += Math.fround(dp[o + j]! * p[o + j]!);
+    const d = Math.fround(dot);
+    for (let j = 0; j < S; j++) dp[o + j] = Math.fround(Math.fround(p[o + j]! * Math.fround(dp[o + j]! - d)) * scale);
+  }
+}
+
 /** a += b */
 export function addInPlace(a: Float32Array, b: Float32Array, n = a.length): void {
   for (let i = 0; i < n; i++) a[i]! += b[i]!;

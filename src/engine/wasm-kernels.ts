@@ -104,6 +104,11 @@ export function softmaxCausal(p: Float32Array, nBatch: number, rows: number, S: 
   run([{ a: p, n: nBatch * rows * S, write: true }], (k, [pp]) => k.softmax_causal(pp!, nBatch, rows, S, T, pos0, scale));
 }
 
+/** Softmax backward in place over n rows of S scores (see kernels.softmaxBackward). */
+export function softmaxBackward(p: Float32Array, dp: Float32Array, n: number, S: number, scale: number): void {
+  run([{ a: p, n: n * S }, { a: dp, n: n * S, write: true }], (k, [pp, pd]) => k.softmax_backward(pp!, pd!, n, S, scale));
+}
+
 /** out [n, I] = silu(gate) * up, gate/up rows at stride ld (I when separate, 2I for [gate|up]). */
 export function siluMul(gate: Float32Array, up: Float32Array, out: Float32Array, n: number, I: number, ld = I): void {
   run([{ a: gate, n: span(n, I, ld) }, { a: up, n: span(n, I, ld) }, { a: out, n: n * I, read: false, write: true }],

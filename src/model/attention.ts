@@ -7,7 +7,7 @@
  * Row r of a group block is query head (j*group + r / T) at time r % T.
  */
 import type { Backend } from '../engine/backend.js';
-import { softmaxCausal } from '../engine/wasm-kernels.js';
+import { softmaxCausal, softmaxBackward } from '../engine/wasm-kernels.js';
 
 export interface AttnDims {
   B: number;     // batch rows
@@ -76,22 +76,20 @@ export async function attentionForward(be: Backend, qh: Float32Array, kh: Float3
   return p;
 }
 
-/** Gradients of qh, kh, vh from the gradient of the attention output (all in heads layout). */
-export async function attentionBackward(be: Backend, dOut: Float32Array, s: AttnSaved, dqh: Float32Array, dkh: Float32Array, dvh: Float32Array): Promise<void> {
+/**
+ * Gradients of qh, kh, vh from the gradient of the attention output (all in heads layout).
+ * `dP` is scratch for the score gradients ([B*nKV, group*T, S]; allocated when not given).
+ */
+export async function attentionBackward(be: Backend, dOut: Float32Array, s: AttnSaved, dqh: Float32Array, dkh: Float32Array, dvh: Float32Array,
+  dPScratch?: Float32Array): Promise<void> {
   const { B, T, S, nH, nKV, d } = s.dims;
   const rows = (nH / nKV) * T;
   const batch = B * nKV;
-  const dP = new Float32Array(batch * rows * S);
+  const dP = dPScratch ?? new Float32Array(batch * rows * S);
   await be.bmm({ a: dOut, b: s.vh, c: dP, batch, m: rows, n: S, k: d, transB: true });
   await be.bmm({ a: s.probs, b: dOut, c: dvh, batch, m: S, n: d, k: rows, transA: true });
   // softmax backward, with the 1/sqrt(d) scale folded in: dS = P * (dP - sum(dP*P)) / sqrt(d)
-  const scale = 1 / Math.sqrt(d);
-  for (let r = 0; r < batch * rows; r++) {
-    const o = r * S;
-    let dot = 0;
-    for (let j = 0; j < S; j++) dot += dP[o + j]! * s.probs[o + j]!;
-    for (let j = 0; j < S; j++) dP[o + j] = s.probs[o + j]! * (dP[o + j]! - dot) * scale;
-  }
+  softmaxBackward(s.probs, dP, batch * rows, S, 1 / Math.sqrt(d));
   await be.bmm({ a: dP, b: s.kh, c: dqh, batch, m: rows, n: d, k: S });
   await be.bmm({ a: dP, b: s.qh, c: dkh, batch, m: S, n: d, k: rows, transA: true });
 }

@@ -109,8 +109,7 @@ export interface ForwardResult {
 
 /** The LM head runs over vocabulary chunks of this many rows of lm_head, for up to HEAD_ROWS tokens at once. */
 /** Columns [off, off + width) of a row-major [rows, ld] matrix, as a new contiguous array. */
-function columns(m: Float32Array, rows: number, ld: number, off: number, width: number): Float32Array {
-  const out = new Float32Array(rows * width);
+function columns(m: Float32Array, rows: number, ld: number, off: number, width: number, out: Float32Array = new Float32Array(rows * width)): Float32Array {
   for (let r = 0; r < rows; r++) out.set(m.subarray(r * ld + off, r * ld + off + width), r * width);
   return out;
 }
@@ -521,6 +520,26 @@ export class LlamaRunner {
    * chunks instead (nothing of them is returned or kept).
    */
   async blockBackward(li: number, a: BlockActs, dxOut: Float32Array, B: number, T: number, wantGrads: boolean | GradSink): Promise<{ dx: Float32Array; grads: BlockGrads; lora: Partial<Record<LoraTarget, LoraGrads>> }> {
+    return withActivationHeap(this.backwardWorkspaceBytes(li, B, T, a.attn.dims.S), (heap) => this.blockBackwardIn(li, a, dxOut, B, T, wantGrads, heap));
+  }
+
+  /**
+   * Bytes of activation heap one block's backward uses for its temporaries (dAct, d[gate|up],
+   * the projections' input gradients, attention's score gradients, column copies, a weight
+   * gradient chunk for a sink) plus room to stage the saved activations the kernels read.
+   */
+  private backwardWorkspaceBytes(li: number, B: number, T: number, S: number): number {
+    const c = this.config, l = c.layers[li]!, N = B * T, H = c.hiddenSize, I = l.intermediateSize;
+    const q = l.numHeads * c.headDim, kv = l.numKvHeads * c.headDim, P = B * l.numHeads * T * S;
+    const temps = N * (3 * I + 2 * H + 3 * q + 2 * (q + 2 * kv) + 1) + P;
+    const columns = N * Math.max(I, q, kv, H);
+    const staging = N * 2 * I + P;
+    return 4 * (temps + columns + staging + SINK_GRAD_ELEMENTS) + (1 << 20);
+  }
+
+  private async blockBackwardIn(li: number, a: BlockActs, dxOut: Float32Array, B: number, T: number, wantGrads: boolean | GradSink, heap: WasmHeap): Promise<{ dx: Float32Array; grads: BlockGrads; lora: Partial<Record<LoraTarget, LoraGrads>> }> {
+    /** temporaries live in the activation heap (no allocation, kernels run in place); they are overwritten before being read */
+    const tmp = (n: number) => heap.f32(n);
     const cfg = this.config;
     const w = this.model.weights.blocks[li]!;
     const shape = cfg.layers[li]!;
@@ -544,13 +563,13 @@ export class LlamaRunner {
       if (sink) {
         // d W_i = dY_i^T x, a chunk of W_i's rows per GEMM, each handed over and its buffer reused
         const rows = Math.max(1, Math.floor(SINK_GRAD_ELEMENTS / inW));
-        const buf = new Float32Array(Math.min(rows, Math.max(...parts.map(([, W]) => W.shape[0]!))) * inW);
+        const buf = tmp(Math.min(rows, Math.max(...parts.map(([, W]) => W.shape[0]!))) * inW);
         let off = 0;
         for (const [t, W] of parts) {
           const out = W.shape[0]!;
           for (let r0 = 0; r0 < out; r0 += rows) {
             const rc = Math.min(rows, out - r0);
-            const dYc = parts.length === 1 && rc === out ? dY : columns(dY, N, width, off + r0, rc);
+            const dYc = parts.length === 1 && rc === out ? dY : columns(dY, N, width, off + r0, rc, tmp(N * rc));
             const dWc = buf.subarray(0, rc * inW);
             await this.be.gemm({ a: dYc, b: x, c: dWc, m: rc, n: inW, k: N, transA: true });
             sink(t, r0, dWc);
@@ -567,7 +586,7 @@ export class LlamaRunner {
       for (const [t, W, bName, bias] of parts) {
         const out = W.shape[0]!, pair = lora[t], ls = a.lora[t];
         if ((weightGrads && bias) || (pair && ls)) {
-          const dy = parts.length === 1 ? dY : columns(dY, N, width, off, out);
+          const dy = parts.length === 1 ? dY : columns(dY, N, width, off, out, tmp(N * out));
           if (weightGrads && bias) { const v = new Float32Array(out); biasBackward(dy, v, N, out); hand(bName, v); }
           if (pair && ls) lg[t] = await this.loraBackward(dy, x, N, dx, pair, ls);
         }
@@ -577,35 +596,35 @@ export class LlamaRunner {
 
     // MLP: x_out = x_mid + down(act)
     const dxMid = Float32Array.from(dxOut);
-    const dAct = new Float32Array(N * I);
+    const dAct = tmp(N * I);
     await projBack([['down', w.down, 'downBias', w.downBias]], dxOut, a.act, dAct);
-    const dGU = new Float32Array(N * 2 * I);
+    const dGU = tmp(N * 2 * I);
     wk.siluMulBackward(dAct, a.gu, dGU, N, I);
-    const dxn2 = new Float32Array(N * H);
+    const dxn2 = tmp(N * H);
     await projBack([['gate', w.gate, 'gateBias', w.gateBias], ['up', w.up, 'upBias', w.upBias]], dGU, a.xn2, dxn2);
     const dPost = weightGrads ? new Float32Array(H) : null;
     wk.rmsnormBackward(dxn2, a.xMid, this.vec(w.postNorm), a.rstd2, dxMid, dPost, N, H);
     if (dPost) hand('postNorm', dPost);
 
     // attention: x_mid = x_in + o(att)
-    const dAtt = new Float32Array(N * qW);
+    const dAtt = tmp(N * qW);
     await projBack([['o', w.o, 'oBias', w.oBias]], dxMid, a.att, dAtt);
-    const dOh = new Float32Array(N * qW);
+    const dOh = tmp(N * qW);
     wk.toHeads(dAtt, dOh, B, T, nH, nKV, d);
-    const dqh = new Float32Array(N * qW), dkh = new Float32Array(N * kvW), dvh = new Float32Array(N * kvW);
-    await attentionBackward(this.be, dOh, a.attn, dqh, dkh, dvh);
+    const dqh = tmp(N * qW), dkh = tmp(N * kvW), dvh = tmp(N * kvW);
+    await attentionBackward(this.be, dOh, a.attn, dqh, dkh, dvh, tmp(B * nH * T * a.attn.dims.S));
     // rows of dQKV are [dq | dk | dv], the layout of the forward's stacked projection
     const width = qW + 2 * kvW;
-    const dQKV = new Float32Array(N * width);
+    const dQKV = tmp(N * width);
     wk.fromHeads(dqh, dQKV, B, T, nH, nKV, d, false, width);
     wk.fromHeads(dkh, dQKV.subarray(qW), B, T, nKV, nKV, d, false, width);
     wk.fromHeads(dvh, dQKV.subarray(qW + kvW), B, T, nKV, nKV, d, false, width);
     const tables = this.ropeFor(a.attn.dims.S);
-    const pos = new Int32Array(N);
+    const pos = heap.i32(N);
     for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) pos[b * T + t] = a.attn.dims.pos0 + t;
     wk.rope(dQKV, pos, tables.cos, tables.sin, N, nH, d, true, width);
     wk.rope(dQKV.subarray(qW), pos, tables.cos, tables.sin, N, nKV, d, true, width);
-    const dxn1 = new Float32Array(N * H);
+    const dxn1 = tmp(N * H);
     await projBack([['q', w.q, 'qBias', w.qBias], ['k', w.k, 'kBias', w.kBias], ['v', w.v, 'vBias', w.vBias]], dQKV, a.xn1, dxn1);
     const dxIn = dxMid; // residual path carries dx_mid through; add the norm branch
     const dIn = weightGrads ? new Float32Array(H) : null;
