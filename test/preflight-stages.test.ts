@@ -40,7 +40,7 @@ test('every model-loading stage is refused up front on a 7B folder with 8 GiB av
     assert.equal(r.code, 1, `${stage}: ${r.stderr}`);
     const lines = r.stderr.trim().split('\n');
     assert.equal(lines.length, 1, `${stage}: one line, got ${r.stderr}`);
-    assert.match(lines[0]!, new RegExp(`^error: ${stage} needs about \\d+\\.\\d GiB of memory \\(.*\\), 8\\.0 GiB is available; lower .+`), stage);
+    assert.match(lines[0]!, new RegExp(`^error: ${stage} needs about \\d+\\.\\d GiB of memory \\(.*\\), \\d+\\.\\d GiB is available; lower .+`), stage);
     assert.match(lines[0]!, /weights 12\.6 GiB|f32 weights/, stage);
   }
   assert.ok(performance.now() - t0 < 60_000, 'refused within seconds each (no weights read)');
