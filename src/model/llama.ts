@@ -568,11 +568,12 @@ export class LlamaRunner {
         for (const [t, W] of parts) {
           const out = W.shape[0]!;
           for (let r0 = 0; r0 < out; r0 += rows) {
-            const rc = Math.min(rows, out - r0);
+            const rc = Math.min(rows, out - r0), mark = heap.mark();
             const dYc = parts.length === 1 && rc === out ? dY : columns(dY, N, width, off + r0, rc, tmp(N * rc));
             const dWc = buf.subarray(0, rc * inW);
             await this.be.gemm({ a: dYc, b: x, c: dWc, m: rc, n: inW, k: N, transA: true });
             sink(t, r0, dWc);
+            heap.release(mark); // the column copy is done with
           }
           off += out;
         }
@@ -586,9 +587,11 @@ export class LlamaRunner {
       for (const [t, W, bName, bias] of parts) {
         const out = W.shape[0]!, pair = lora[t], ls = a.lora[t];
         if ((weightGrads && bias) || (pair && ls)) {
+          const mark = heap.mark();
           const dy = parts.length === 1 ? dY : columns(dY, N, width, off, out, tmp(N * out));
           if (weightGrads && bias) { const v = new Float32Array(out); biasBackward(dy, v, N, out); hand(bName, v); }
           if (pair && ls) lg[t] = await this.loraBackward(dy, x, N, dx, pair, ls);
+          heap.release(mark);
         }
         off += out;
       }
