@@ -98,10 +98,14 @@ export class OrtBackend implements Backend {
   private session(key: string, build: () => Uint8Array): Promise<ort.InferenceSession> {
     let s = this.sessions.get(key);
     if (!s) {
+      // SHORTENED_ORT_SPINNING=0: ORT's pool threads sleep between calls instead of spinning
+      // (frees the core for the JavaScript thread's kernels; measured by bench:train)
+      const spin = process.env['SHORTENED_ORT_SPINNING'];
       s = ort.InferenceSession.create(build(), {
         intraOpNumThreads: this.opts.threads ?? 0,
         interOpNumThreads: 1,
         graphOptimizationLevel: 'all',
+        ...(spin !== undefined ? { extra: { session: { intra_op: { allow_spinning: spin === '0' ? '0' : '1' } } } } : {}),
       });
       this.sessions.set(key, s);
     }

@@ -104,7 +104,7 @@ export interface ForwardResult {
   count?: number;
   hidden?: Float32Array[];
   /** internal state for backward */
-  saved?: { ids: Int32Array; targets: Int32Array; acts: BlockActs[]; blocks: number[]; xFinal: Float32Array; xnF: Float32Array; rstdF: Float32Array; lse?: Float64Array };
+  saved?: { ids: Int32Array; targets: Int32Array; acts: BlockActs[]; blocks: number[]; xFinal: Float32Array; xnF: Float32Array; rstdF: Float32Array; lse?: Float64Array; logits?: Float32Array };
 }
 
 /** The LM head runs over vocabulary chunks of this many rows of lm_head, for up to HEAD_ROWS tokens at once. */
@@ -122,6 +122,8 @@ function dropped(x: Float32Array, mask: Uint8Array, keepScale: number, h: Float3
 
 const HEAD_VOCAB_CHUNK = 4096;
 const HEAD_ROWS = 4096;
+/** A forward that keeps activations also keeps its logits when they are at most this many floats (64 MB). */
+export const KEEP_LOGITS_MAX = 1 << 24;
 
 /** Default LM targets: ids[b, t+1], and -100 at each row's last position. */
 export function shiftTargets(ids: Int32Array, B: number, T: number): Int32Array {
@@ -408,9 +410,11 @@ export class LlamaRunner {
       wk.rmsnormForward(x, this.vec(this.model.weights.norm), xn, rstd, N, H, this.config.rmsNormEps);
       const res: ForwardResult = { B, T, hidden };
       const targets = opts.targets ?? (opts.cache ? new Int32Array(N).fill(-100) : shiftTargets(ids, B, T));
-      const head = await this.headNllInto(xn, targets, N, opts.logits ?? false, heap);
-      Object.assign(res, { nll: head.nll, loss: head.loss, count: head.count, logits: head.logits });
-      if (keep) res.saved = { ids, targets, acts, blocks, xFinal: x, xnF: xn, rstdF: rstd, lse: head.lse };
+      // a small head's logits are kept for the backward, which then skips recomputing them
+      const keepLogits = (opts.logits ?? false) || (keep && N * this.config.vocabSize <= KEEP_LOGITS_MAX);
+      const head = await this.headNllInto(xn, targets, N, keepLogits, heap);
+      Object.assign(res, { nll: head.nll, loss: head.loss, count: head.count, ...(opts.logits ? { logits: head.logits } : {}) });
+      if (keep) res.saved = { ids, targets, acts, blocks, xFinal: x, xnF: xn, rstdF: rstd, lse: head.lse, ...(keepLogits ? { logits: head.logits } : {}) };
       return res;
     });
   }
@@ -428,7 +432,7 @@ export class LlamaRunner {
       lmHead: want.lmHead && !tied ? new Float32Array(V * H) : null, lora: [],
     };
     const lmGrad = tied ? (want.lmHead ? grads.embed : null) : grads.lmHead;
-    let dx = await this.headBackward(res, s.xFinal, s.xnF, s.rstdF, s.targets, s.lse, { norm: grads.norm, lmHead: lmGrad });
+    let dx = await this.headBackward(res, s.xFinal, s.xnF, s.rstdF, s.targets, s.lse, { norm: grads.norm, lmHead: lmGrad }, s.logits);
     for (let bi = s.blocks.length - 1; bi >= 0; bi--) {
       const li = s.blocks[bi]!;
       const r = await this.blockBackward(li, s.acts[bi]!, dx, res.B, res.T, want.blocks ?? false);
@@ -453,10 +457,11 @@ export class LlamaRunner {
    * Backward of the LM head and the final norm: the gradient of the mean NLL (over `count`
    * targets) w.r.t. the last block's output x [N, H]. dlogits = (softmax - onehot) / count over
    * vocabulary chunks (each lm_head chunk widened for wide GEMMs, as in the forward), with the
-   * forward's log-sum-exps when given. Adds into `into.norm` / `into.lmHead` when they are given.
+   * forward's log-sum-exps when given, and its logits [N, V] when it kept them (no GEMM to
+   * recompute them). Adds into `into.norm` / `into.lmHead` when they are given.
    */
   async headBackward(res: { B: number; T: number; count?: number }, x: Float32Array, xn: Float32Array, rstd: Float32Array, targets: Int32Array,
-    lseIn: Float64Array | undefined, into: { norm?: Float32Array | null; lmHead?: Float32Array | null } = {}): Promise<Float32Array> {
+    lseIn: Float64Array | undefined, into: { norm?: Float32Array | null; lmHead?: Float32Array | null } = {}, logitsIn?: Float32Array): Promise<Float32Array> {
     const w = this.model.weights;
     const H = this.config.hiddenSize, V = this.config.vocabSize, N = res.B * res.T;
     const lmGrad = into.lmHead ?? null;
@@ -473,7 +478,8 @@ export class LlamaRunner {
         for (let v0 = 0; v0 < V; v0 += VC) {
           const vc = Math.min(VC, V - v0);
           const Wc: Tensor = { dtype: w.lmHead.dtype, shape: [vc, H], data: w.lmHead.data.subarray(v0 * H, (v0 + vc) * H) };
-          await this.be.gemm({ a: xr, b: Wc, c: lg, m: n, n: vc, k: H, transB: true });
+          if (logitsIn) for (let i = 0; i < n; i++) lg.set(logitsIn.subarray((r0 + i) * V + v0, (r0 + i) * V + v0 + vc), i * vc);
+          else await this.be.gemm({ a: xr, b: Wc, c: lg, m: n, n: vc, k: H, transB: true });
           wk.softmaxRowsLse(lg, n, vc, vc, lseF, scale);
           for (let i = 0; i < n; i++) {
             const tgt = targets[r0 + i]!;

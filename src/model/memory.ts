@@ -18,6 +18,12 @@ import type { LlamaConfig, LayerShape } from '../io/config.js';
 import type { LlamaModel } from './weights.js';
 import { namedParameters, blockShapes } from './weights.js';
 import type { MemoryEstimate } from '../util/memory.js';
+import { KEEP_LOGITS_MAX } from './llama.js';
+
+/** f32 logits a forward that keeps activations keeps for its backward (small heads only). */
+function keptLogits(cfg: LlamaConfig, N: number): number {
+  return N * cfg.vocabSize <= KEEP_LOGITS_MAX ? N * cfg.vocabSize : 0;
+}
 
 const F32 = 4;
 /** Node + onnxruntime-node + kernels, resident before any model is loaded (measured ~0.2 GB). */
@@ -90,7 +96,7 @@ export function taylorMemoryFor(cfg: LlamaConfig, weightBytes: number, batches: 
     const perBlock = cfg.layers.map((l) => blockActsElements(cfg, l, b));
     acts += recompute ? Math.max(...perBlock) : perBlock.reduce((a, c) => a + c, 0);
     inputs += recompute ? (cfg.numLayers + 1) * N * H : 0;
-    dx += 2 * N * H;
+    dx += 2 * N * H + (recompute ? 0 : keptLogits(cfg, N));
     backward = Math.max(backward, ...cfg.layers.map((l) => blockBackwardElements(cfg, l, b)));
     workspace = Math.max(workspace, workspaceBytes(cfg, b, true));
   }
@@ -139,7 +145,7 @@ export function loraStepMemory(cfg: LlamaConfig, weightBytes: number, micro: Bat
     blockMax = Math.max(blockMax, block);
   }
   // checkpointed (model/checkpointed.ts): every block boundary, and one block's activations at a time
-  const activations = checkpointed ? F32 * (cfg.numLayers + 1) * N * H + blockMax : acts + F32 * 2 * N * H;
+  const activations = checkpointed ? F32 * (cfg.numLayers + 1) * N * H + blockMax : acts + F32 * (2 * N * H + keptLogits(cfg, N));
   return {
     parts: {
       weights: weightBytes, runtime: RUNTIME_BYTES, workspace: workspaceBytes(cfg, micro, true),
@@ -161,7 +167,7 @@ export function cptStepMemory(cfg: LlamaConfig, micro: BatchShape, accumulating:
   return {
     parts: {
       'f32 weights': F32 * P, gradients: F32 * P * (accumulating ? 2 : 1), 'AdamW moments': F32 * 2 * P,
-      runtime: RUNTIME_BYTES, workspace: workspaceBytes(cfg, micro, true), activations: F32 * (acts + 2 * N * H), backward: F32 * backward,
+      runtime: RUNTIME_BYTES, workspace: workspaceBytes(cfg, micro, true), activations: F32 * (acts + 2 * N * H + keptLogits(cfg, N)), backward: F32 * backward,
     },
     lower: '--micro-batch or --seq-len (full training needs 16 bytes a parameter: use LoRA for large models)',
   };

@@ -73,7 +73,7 @@ export async function taylorScores(run: LlamaRunner, calibration: CalibBatch[], 
     if (!recompute) {
       const res = await run.forward(b.ids, b.B, b.T, { keep: true });
       const s = res.saved!;
-      st = { b, dx: await run.headBackward(res, s.xFinal, s.xnF, s.rstdF, s.targets, s.lse), acts: s.acts, inputs: null };
+      st = { b, dx: await run.headBackward(res, s.xFinal, s.xnF, s.rstdF, s.targets, s.lse, {}, s.logits), acts: s.acts, inputs: null };
       scale(st.dx, res.count! / total);
     } else {
       const res = await run.forward(b.ids, b.B, b.T, { hidden: true });
