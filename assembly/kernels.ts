@@ -87,6 +87,35 @@ export function widen_bf16(src: usize, dst: usize, n: i32): void {
 }
 
 /**
+ * sum_i |w_i * g_i| over n elements (Taylor+'s score), w bf16 (wtype 1) or f32 (wtype 0), g f32;
+ * products in f32, the sum in f64.
+ */
+export function sum_abs_prod(w: usize, wtype: i32, g: usize, n: i32): f64 {
+  let acc = f64x2.splat(0), acc2 = f64x2.splat(0);
+  let i = 0;
+  if (wtype == 1) {
+    for (; i + 8 <= n; i += 8) {
+      const h = v128.load(w + (<usize>i << 1));
+      const q = g + (<usize>i << 2);
+      acc = accF64(acc, f32x4.abs(f32x4.mul(i32x4.shl(i32x4.extend_low_i16x8_u(h), 16), v128.load(q))));
+      acc2 = accF64(acc2, f32x4.abs(f32x4.mul(i32x4.shl(i32x4.extend_high_i16x8_u(h), 16), v128.load(q, 16))));
+    }
+  } else {
+    for (; i + 8 <= n; i += 8) {
+      const p = w + (<usize>i << 2), q = g + (<usize>i << 2);
+      acc = accF64(acc, f32x4.abs(f32x4.mul(v128.load(p), v128.load(q))));
+      acc2 = accF64(acc2, f32x4.abs(f32x4.mul(v128.load(p, 16), v128.load(q, 16))));
+    }
+  }
+  let s = hsum2(f64x2.add(acc, acc2));
+  for (; i < n; i++) {
+    const wi = wtype == 1 ? reinterpret<f32>(<u32>load<u16>(w + (<usize>i << 1)) << 16) : load<f32>(w + (<usize>i << 2));
+    s += <f64>abs<f32>(wi * load<f32>(g + (<usize>i << 2)));
+  }
+  return s;
+}
+
+/**
  * f16 -> f32, exact: shift exponent+mantissa into place and multiply by 2^112 to rebias the
  * exponent (this also turns half subnormals into the right normal f32); inf/NaN get exponent 255.
  */

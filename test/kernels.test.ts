@@ -108,6 +108,19 @@ for (const S of [1, 7, 16]) {
   });
 }
 
+test('sum |w * g| over bf16 and f32 weights matches the f64 reference', () => {
+  for (const n of [1, 7, 8, 37, 1000]) {
+    const w = rand(n, 5), g = rand(n, 6);
+    const bits = new Uint16Array(n);
+    const w16 = new Float32Array(n);
+    for (let i = 0; i < n; i++) { bits[i] = new Uint32Array(Float32Array.of(w[i]!).buffer)[0]! >>> 16; w16[i] = new Float32Array(Uint32Array.of(bits[i]! << 16).buffer)[0]!; }
+    let e32 = 0, e16 = 0;
+    for (let i = 0; i < n; i++) { e32 += Math.abs(Math.fround(w[i]! * g[i]!)); e16 += Math.abs(Math.fround(w16[i]! * g[i]!)); }
+    assert.ok(Math.abs(wk.sumAbsProduct(w, g, n) - e32) <= 1e-12 * e32, `f32 n=${n}`);
+    assert.ok(Math.abs(wk.sumAbsProduct(bits, g, n) - e16) <= 1e-12 * e16, `bf16 n=${n}`);
+  }
+});
+
 bothPaths('silu * up, separate and fused [gate|up] rows', (al) => {
   const n = 5, I = 23;
   const g = rand(n * I, 12), u = rand(n * I, 2);

@@ -104,6 +104,13 @@ export function softmaxCausal(p: Float32Array, nBatch: number, rows: number, S: 
   run([{ a: p, n: nBatch * rows * S, write: true }], (k, [pp]) => k.softmax_causal(pp!, nBatch, rows, S, T, pos0, scale));
 }
 
+/** sum |w * g| over n elements: w f32 or bf16 bits (Uint16Array), g f32; the sum in f64. */
+export function sumAbsProduct(w: Float32Array | Uint16Array, g: Float32Array, n: number): number {
+  let s = 0;
+  run([{ a: w, n }, { a: g, n }], (k, [pw, pg]) => { s = k.sum_abs_prod(pw!, w instanceof Uint16Array ? 1 : 0, pg!, n); });
+  return s;
+}
+
 /** Softmax backward in place over n rows of S scores (see kernels.softmaxBackward). */
 export function softmaxBackward(p: Float32Array, dp: Float32Array, n: number, S: number, scale: number): void {
   run([{ a: p, n: n * S }, { a: dp, n: n * S, write: true }], (k, [pp, pd]) => k.softmax_backward(pp!, pd!, n, S, scale));

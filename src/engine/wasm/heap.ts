@@ -20,6 +20,7 @@ export interface KernelExports {
   rope(x: number, ld: number, pos: number, cos: number, sin: number, n: number, nHeads: number, d: number, inverse: number): void;
   softmax_causal(p: number, nBatch: number, rows: number, S: number, T: number, pos0: number, scale: number): void;
   softmax_backward(p: number, dp: number, n: number, S: number, scale: number): void;
+  sum_abs_prod(w: number, wtype: number, g: number, n: number): number;
   silu_mul(gate: number, up: number, ld: number, out: number, n: number, I: number): void;
   silu_mul_bwd(dOut: number, gu: number, dgu: number, rows: number, I: number): void;
   rmsnorm_bwd(dy: number, x: number, w: number, rstd: number, dx: number, dw: number, n: number, h: number): void;

@@ -16,6 +16,7 @@
  * just before its backward (one more forward; what a 7B model needs in 24 GB).
  */
 import { rowsToF32, type Tensor } from '../../engine/tensor.js';
+import * as wk from '../../engine/wasm-kernels.js';
 import { BLOCK_WEIGHT_NAMES, type BlockWeightName } from '../../model/weights.js';
 import { shiftTargets, type LlamaRunner, type BlockActs, type BlockGrads, type GradSink } from '../../model/llama.js';
 import { splitBatches, type CalibBatch } from '../calib-batch.js';
@@ -39,12 +40,24 @@ interface BatchState {
   inputs: (Float32Array | null)[] | null;
 }
 
-/** sum |W * G| over rows [row0, row0 + g.length / cols) of a weight (widened a chunk of rows at a time) and their f32 gradient. */
+/**
+ * sum |W * G| over rows [row0, row0 + g.length / cols) of a weight and their f32 gradient: bf16
+ * and f32 weights in a WebAssembly SIMD kernel at their stored width (a chunk at a time), f16
+ * widened a chunk of rows at a time.
+ */
 function sumAbsProduct(W: Tensor, row0: number, g: Float32Array): number {
   const cols = W.shape[W.shape.length - 1]!, rows = g.length / cols;
+  let s = 0;
+  if (W.dtype !== 'f16') {
+    const w = W.data.subarray(row0 * cols, (row0 + rows) * cols) as Float32Array | Uint16Array;
+    for (let i = 0; i < g.length; i += SUM_CHUNK) {
+      const n = Math.min(SUM_CHUNK, g.length - i);
+      s += wk.sumAbsProduct(w.subarray(i, i + n), g.subarray(i, i + n), n);
+    }
+    return s;
+  }
   const chunk = Math.max(1, Math.min(rows, Math.floor((1 << 20) / cols)));
   const buf = new Float32Array(chunk * cols);
-  let s = 0;
   for (let r = 0; r < rows; r += chunk) {
     const n = Math.min(chunk, rows - r);
     const w = rowsToF32(W, row0 + r, n, buf);
@@ -53,6 +66,9 @@ function sumAbsProduct(W: Tensor, row0: number, g: Float32Array): number {
   }
   return s;
 }
+
+/** Elements per sum-of-products kernel call (bounds what is staged into the kernels' heap). */
+const SUM_CHUNK = 1 << 20;
 
 /** Calibration batches run in chunks of at most this many tokens (bounded activation heaps). */
 export const TAYLOR_CHUNK_TOKENS = 2048;
