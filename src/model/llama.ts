@@ -57,8 +57,8 @@ export type BlockGrads = Partial<Record<BlockWeightName | BlockBiasName, Float32
  */
 export type GradSink = (name: BlockWeightName | BlockBiasName, row0: number, g: Float32Array) => void;
 
-/** Rows of a weight gradient computed per GEMM when a sink takes them (32 MB at hidden 4096). */
-const SINK_GRAD_ELEMENTS = 1 << 23;
+/** Elements of a weight gradient computed per GEMM when a sink takes them (32 MB at most). */
+export const SINK_GRAD_ELEMENTS = 1 << 23;
 
 export interface Grads {
   embed: Float32Array | null;

@@ -18,7 +18,7 @@ import type { LlamaConfig, LayerShape } from '../io/config.js';
 import type { LlamaModel } from './weights.js';
 import { namedParameters, blockShapes } from './weights.js';
 import type { MemoryEstimate } from '../util/memory.js';
-import { KEEP_LOGITS_MAX } from './llama.js';
+import { KEEP_LOGITS_MAX, SINK_GRAD_ELEMENTS } from './llama.js';
 
 /** f32 logits a forward that keeps activations keeps for its backward (small heads only). */
 function keptLogits(cfg: LlamaConfig, N: number): number {
@@ -100,9 +100,9 @@ export function taylorMemoryFor(cfg: LlamaConfig, weightBytes: number, batches: 
     backward = Math.max(backward, ...cfg.layers.map((l) => blockBackwardElements(cfg, l, b)));
     workspace = Math.max(workspace, workspaceBytes(cfg, b, true));
   }
-  // one batch: gradient row chunks reduced as they come (llama.ts SINK_GRAD_ELEMENTS, with their dY
-  // columns); several: one block's summed gradients besides
-  const grads = 2 * (1 << 23) + (batches.length > 1 ? Math.max(...cfg.layers.map((_, i) => blockElements(cfg, i))) : 0);
+  // one batch: gradient row chunks reduced as they come (SINK_GRAD_ELEMENTS, with their dY columns);
+  // several: one block's summed gradients besides
+  const grads = 2 * SINK_GRAD_ELEMENTS + (batches.length > 1 ? Math.max(...cfg.layers.map((_, i) => blockElements(cfg, i))) : 0);
   return {
     parts: {
       weights: weightBytes, runtime: RUNTIME_BYTES, workspace,
