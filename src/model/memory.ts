@@ -129,7 +129,7 @@ export function paramElements(cfg: LlamaConfig): number {
  */
 export function loraStepMemory(cfg: LlamaConfig, weightBytes: number, micro: BatchShape, r: number, targets: readonly string[], checkpointed = false): MemoryEstimate {
   const N = micro.B * micro.T, H = cfg.hiddenSize;
-  let acts = 0, masks = 0, adapters = 0, backward = 0, blockMax = 0;
+  let acts = 0, adapters = 0, backward = 0, blockMax = 0;
   for (const l of cfg.layers) {
     const q = l.numHeads * cfg.headDim, kv = l.numKvHeads * cfg.headDim, I = l.intermediateSize;
     const shape: Record<string, [number, number]> = { q: [H, q], k: [H, kv], v: [H, kv], o: [q, H], gate: [H, I], up: [H, I], down: [I, H] };
@@ -137,8 +137,7 @@ export function loraStepMemory(cfg: LlamaConfig, weightBytes: number, micro: Bat
     backward = Math.max(backward, blockBackwardElements(cfg, l, micro));
     for (const t of targets) {
       const [inW, outW] = shape[t]!;
-      masks += N * inW;                       // one byte per input element
-      block += F32 * N * r + N * inW;         // x A^T, and the dropout mask
+      block += F32 * N * r + N * inW;         // x A^T, and the dropout mask (a byte per input element)
       adapters += r * (inW + outW);
     }
     acts += block;

@@ -157,6 +157,15 @@ export async function validationNll(run: LlamaRunner, batches: Batch[]): Promise
   return sum / count;
 }
 
+/** A trainer's data from packed text (CPT, KD): batches of packed rows, and the packer's resumable position. */
+export function packedData(packer: TextPacker): Pick<TrainTask, 'nextBatch' | 'dataState' | 'restoreData'> {
+  return {
+    nextBatch: (n) => lmBatch(Array.from({ length: n }, () => packer.next())),
+    dataState: () => packer.state(),
+    restoreData: (s) => packer.restore(s as PackState),
+  };
+}
+
 /** Add a micro-batch's full-model gradients (of its mean loss over `count` targets) into the masters. */
 export function accumulateModelGrads(byName: Map<string, Param>, g: Grads, count: number): void {
   g.blocks.forEach((bg, li) => {
@@ -228,9 +237,7 @@ export async function trainCpt(o: CptOptions): Promise<TrainRunResult> {
   const run = new LlamaRunner(model);
   const task: TrainTask = {
     params,
-    nextBatch: (n) => lmBatch(Array.from({ length: n }, () => packer.next())),
-    dataState: () => packer.state(),
-    restoreData: (s) => packer.restore(s as PackState),
+    ...packedData(packer),
     async forwardBackward(b, rng) {
       const res = await run.forward(b.ids, b.B, b.T, { targets: b.targets, keep: true, rng });
       const count = res.count!;

@@ -26,10 +26,9 @@ import type { LoraTarget } from '../model/lora.js';
 import * as wk from '../engine/wasm-kernels.js';
 import { UserError } from '../util/errors.js';
 import { param, accumulateGrad, type Param } from './adamw.js';
-import { lmBatch, type Batch } from './batch.js';
-import type { PackState } from './packing.js';
+import type { Batch } from './batch.js';
 import { kdLoss, kdSettings, type KdSettings, type LogitRows } from './kd-loss.js';
-import { cptData, cptSettings, masterParams, exportModel, accumulateModelGrads, validationNll, modelCheckpointExtras, type CptOptions } from './cpt.js';
+import { cptData, cptSettings, packedData, masterParams, exportModel, accumulateModelGrads, validationNll, modelCheckpointExtras, type CptOptions } from './cpt.js';
 import { initLora, adapterTensors, adapterConfig, writeAdapterFiles, mergeLora, peftKey, ADAPTER_CONFIG, ADAPTER_WEIGHTS, type LoraSettings } from './peft.js';
 import { train, loadParams, type TrainTask } from './trainer.js';
 import { checkOutput, prepareOutput, completedLog, writeLog, publishFiles, CKPT_DIR, LOG_FILE, type FinalLog } from './run-folder.js';
@@ -188,7 +187,7 @@ function preflightKd(o: KdOptions): void {
   const teacher = forwardMemory(te.config, te.weightBytes, micro, true);
   preflight('train kd', {
     parts: { ...student.parts, 'teacher weights': te.weightBytes, 'teacher forward': (teacher.parts['workspace'] ?? 0) + (teacher.parts['hidden states'] ?? 0) },
-    lower: `${student.lower}${o.lora ? '' : ', or --lora'}`,
+    lower: `--micro-batch or --seq-len${o.lora ? '' : ', or --lora'}`,
   });
 }
 
@@ -244,9 +243,7 @@ export async function trainKd(o: KdOptions): Promise<TrainRunResult> {
   const student = o.lora ? 'lora' : 'full';
   const task: TrainTask = {
     params,
-    nextBatch: (n) => lmBatch(Array.from({ length: n }, () => packer.next())),
-    dataState: () => packer.state(),
-    restoreData: (st) => packer.restore(st as PackState),
+    ...packedData(packer),
     async forwardBackward(b, rng) {
       const r = await kdForwardBackward(run, teacher, b, kd, blockMap, want, rng);
       if (r.count === 0) return { sum: 0, count: 0 };

@@ -35,8 +35,8 @@ async function openEngine(o: EngineOpts & { model: string }, label: string, stag
   return new LlamaRunner(loadModel(o.model));
 }
 
-const pplStage = (o: PplOpts) => (c: LlamaConfig, w: number) => forwardMemory(c, w, { B: o.batchSize, T: o.seqLen });
-const zsStage = (c: LlamaConfig, w: number) => zeroshotMemory(c, w, CONTEXT_BATCH_TOKENS);
+const pplMemory = (o: PplOpts, c: LlamaConfig, w: number) => forwardMemory(c, w, { B: o.batchSize, T: o.seqLen });
+const zsMemory = (c: LlamaConfig, w: number) => zeroshotMemory(c, w, CONTEXT_BATCH_TOKENS);
 
 async function closeEngine(e: Engine): Promise<void> {
   if (e instanceof LlamaCppEngine) await e.dispose();
@@ -134,7 +134,7 @@ export function registerEval(program: Command): void {
     .option('--out <dir>', 'write ppl.json, zeroshot results.json (resumable) there'), 'f32')
     .action(async (o: PplOpts & ZsOpts & { zeroshot: boolean; json?: boolean; out?: string }) => {
       if (o.out) guardOutput(o.out, [o.model, ...(o.text ?? []), ...(o.taskFile ?? [])]);
-      const run = await openEngine(o, 'eval', (c, w) => [pplStage(o)(c, w), ...(o.zeroshot ? [zsStage(c, w)] : [])]);
+      const run = await openEngine(o, 'eval', (c, w) => [pplMemory(o, c, w), ...(o.zeroshot ? [zsMemory(c, w)] : [])]);
       const ppl = await evalPpl(o, run);
       if (o.out) ppl.forEach((r) => writeJsonAtomic(path.join(o.out!, `ppl-${String(r['dataset'])}.json`), r));
       const zs = o.zeroshot ? await evalZeroshot(o, run, o.out) : null;
@@ -153,7 +153,7 @@ export function registerEval(program: Command): void {
     .option('--out <dir>', 'write ppl-<dataset>.json there'), 'f32')
     .action(async (o: PplOpts & { json?: boolean; out?: string }) => {
       if (o.out) guardOutput(o.out, [o.model, ...(o.text ?? [])]);
-      const run = await openEngine(o, 'eval ppl', (c, w) => [pplStage(o)(c, w)]);
+      const run = await openEngine(o, 'eval ppl', (c, w) => [pplMemory(o, c, w)]);
       const rows = await evalPpl(o, run);
       await closeEngine(run);
       if (o.out) rows.forEach((r) => writeJsonAtomic(path.join(o.out!, `ppl-${String(r['dataset'])}.json`), r));
@@ -167,7 +167,7 @@ export function registerEval(program: Command): void {
     .option('--out <dir>', 'folder for resumable partial results and results.json'), 'f32')
     .action(async (o: ZsOpts & { json?: boolean; out?: string }) => {
       if (o.out) guardOutput(o.out, [o.model, ...(o.taskFile ?? [])]);
-      const run = await openEngine(o, 'eval zeroshot', (c, w) => [zsStage(c, w)]);
+      const run = await openEngine(o, 'eval zeroshot', (c, w) => [zsMemory(c, w)]);
       const zs = await evalZeroshot(o, run, o.out);
       await closeEngine(run);
       if (o.out) writeJsonAtomic(path.join(o.out, 'zeroshot.json'), zs);
