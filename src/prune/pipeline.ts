@@ -15,13 +15,13 @@ import { scoreBlocks, needsCalibration, type CriterionName } from './score.js';
 import { selectBlocks, protectedBlocks, removalCount, type Selection } from './select.js';
 import { removeBlocks } from './surgery.js';
 import type { CriterionResult } from './criteria/types.js';
-import { defaultDocuments } from '../data/default-corpus.js';
+import { defaultDocuments, DEFAULT_CORPUS_NAME } from '../data/default-corpus.js';
 import { progressCallback } from '../util/progress.js';
 import { UserError } from '../util/errors.js';
 import { checkOutputFolder } from '../io/output-guard.js';
 
 export interface CalibSource {
-  /** text/jsonl file of documents; default: the embedded Brown train split */
+  /** text/jsonl file of documents; default: the embedded default corpus, train split */
   data?: string;
   /** {"input_ids": [[...]]} rows used as they are */
   ids?: string;
@@ -46,7 +46,7 @@ export function calibrationSet(modelDir: string, src: CalibSource): CalibrationS
   const docs = src.data ? readDocuments(src.data) : defaultDocuments('train');
   const n = src.n ?? 10, seqLen = src.seqLen ?? 128, seed = src.seed ?? 1234;
   const rows = sampleCalibration(docs, tok, { n, seqLen, seed });
-  return { batches: batchesFromRows(rows), settings: { source: src.data ? path.resolve(src.data) : 'brown:train', n, seqLen, seed } };
+  return { batches: batchesFromRows(rows), settings: { source: src.data ? path.resolve(src.data) : `${DEFAULT_CORPUS_NAME}:train`, n, seqLen, seed } };
 }
 
 export interface ScoreRun {

@@ -18,7 +18,7 @@ import { fromF32, type Tensor } from '../engine/tensor.js';
 import type { DType } from '../engine/dtype.js';
 import { LlamaRunner, type Grads } from '../model/llama.js';
 import { BLOCK_WEIGHT_NAMES, BLOCK_BIAS_NAMES, hfBlockName, type LlamaModel, type BlockWeights, type BlockWeightName, type BlockBiasName } from '../model/weights.js';
-import { defaultDocuments } from '../data/default-corpus.js';
+import { defaultDocuments, DEFAULT_CORPUS_NAME } from '../data/default-corpus.js';
 import { UserError } from '../util/errors.js';
 import { type Param, param, accumulateGrad } from './adamw.js';
 import { lmBatch, type Batch } from './batch.js';
@@ -30,7 +30,7 @@ import type { Decay } from './schedule.js';
 
 export interface CptOptions extends MethodOptions {
   model: string;
-  /** text (one document a line) or jsonl {"text"} files; default: the embedded Brown train split */
+  /** text (one document a line) or jsonl {"text"} files; default: the embedded default corpus, train split */
   data?: string[];
   out: string;
   tokenizer?: string;
@@ -110,7 +110,7 @@ export function cptData(o: CptOptions, tok: TextTokenizer): CptData {
 
   // data: streamed training text; validation from its own source or held-out leading documents
   const files = o.data ?? [];
-  const sources: DocSource[] = files.length ? files.map((file) => ({ file: path.resolve(file) })) : [{ name: 'brown:train', docs: defaultDocuments('train') }];
+  const sources: DocSource[] = files.length ? files.map((file) => ({ file: path.resolve(file) })) : [{ name: `${DEFAULT_CORPUS_NAME}:train`, docs: defaultDocuments('train') }];
   const reader = new DocReader(sources);
   let start: DocCursor = { source: 0, pos: 0 };
   let valRows: Int32Array[] = [];
@@ -235,15 +235,17 @@ export async function trainCpt(o: CptOptions): Promise<TrainRunResult> {
   const { params, dtypes } = masterParams(model);
   const byName = new Map(params.map((p) => [p.name, p]));
   const run = new LlamaRunner(model);
+  run.recycleKept(); // each micro-batch's activations are dead once its gradients are added
   const task: TrainTask = {
     params,
     ...packedData(packer),
     async forwardBackward(b, rng) {
       const res = await run.forward(b.ids, b.B, b.T, { targets: b.targets, keep: true, rng });
-      const count = res.count!;
-      if (count === 0) return { sum: 0, count: 0 };
+      const count = res.count!, loss = res.loss!;
+      if (count === 0) { run.reclaim(); return { sum: 0, count: 0 }; }
       accumulateModelGrads(byName, await run.backward(res, { blocks: true, embed: true, norm: true, lmHead: true }), count);
-      return { sum: res.loss! * count, count };
+      run.reclaim();
+      return { sum: loss * count, count };
     },
     validate: () => validationNll(run, valBatches),
     afterUpdate: () => run.invalidate(),

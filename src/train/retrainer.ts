@@ -18,7 +18,7 @@ export interface RoundRetrainOptions {
   method: RetrainMethod;
   /** optimizer steps per round */
   steps: number;
-  /** cpt, kd: training text (default: the embedded Brown train split); lora: the data file (required) */
+  /** cpt, kd: training text (default: the embedded default corpus, train split); lora: the data file (required) */
   data?: string[];
   /** kd: the teacher (the original, unpruned model) */
   teacher?: string;

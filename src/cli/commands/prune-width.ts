@@ -17,7 +17,7 @@ export function registerPruneWidth(program: Command): void {
     .option('--ratio <r>', 'fraction of the parameters to remove', float('--ratio'))
     .option('--params <n>', 'or: the parameter count to keep (e.g. to match a depth-pruned model)', int('--params'))
     .option('--no-bias', 'flap: skip the bias compensation (no o_proj / down_proj biases added)')
-    .option('--data <file>', 'calibration text: one document a line, or jsonl {"text"} (default: the embedded Brown train split)')
+    .option('--data <file>', 'calibration text: one document a line, or jsonl {"text"} (default: the embedded default corpus, train split)')
     .option('--calib-ids <file>', 'calibration token rows {"input_ids": [[...]]}, used as they are')
     .option('--n <n>', 'calibration samples', int('--n'), 10)
     .option('--seq-len <n>', 'tokens per calibration sample', int('--seq-len'), 128)

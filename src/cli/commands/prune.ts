@@ -16,7 +16,7 @@ interface SelOpts { remove?: number; ratio?: number; params?: boolean; blocks?: 
 
 function withCalibration(cmd: Command): Command {
   return cmd
-    .option('--data <file>', 'calibration text: one document a line, or jsonl {"text"} (default: the embedded Brown train split)')
+    .option('--data <file>', 'calibration text: one document a line, or jsonl {"text"} (default: the embedded default corpus, train split)')
     .option('--calib-ids <file>', 'calibration token rows {"input_ids": [[...]]}, used as they are')
     .option('--n <n>', 'calibration samples', int('--n'), 10)
     .option('--seq-len <n>', 'tokens per calibration sample', int('--seq-len'), 128)
@@ -93,7 +93,7 @@ export function registerPrune(program: Command): void {
     .option('--per-round <k>', 'with --iterative: blocks removed per round', int('--per-round'), 1)
     .option('--retrain <method>', `with --iterative: retraining between rounds (${RETRAIN_METHODS.join(', ')})`, oneOf('--retrain', RETRAIN_METHODS), 'cpt')
     .option('--retrain-steps <n>', 'with --iterative: optimizer steps of each round\'s retraining', int('--retrain-steps'))
-    .option('--retrain-data <files...>', 'with --iterative: training text (cpt, kd; default: the embedded Brown train split) or LoRA data (lora)')
+    .option('--retrain-data <files...>', 'with --iterative: training text (cpt, kd; default: the embedded default corpus, train split) or LoRA data (lora)')
     .option('--teacher <dir>', 'with --retrain kd: the teacher (default: --model, the unpruned model)')
     .option('--retrain-lr <x>', 'with --iterative: peak learning rate of each round', float('--retrain-lr'))
     .option('--retrain-batch-size <n>', 'with --iterative: rows per optimizer step', int('--retrain-batch-size'))

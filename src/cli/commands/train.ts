@@ -89,7 +89,7 @@ function loraOpts(cmd: Command, dataFlag = '--data', eosFlag = '--no-eos'): Comm
 
 function cptOpts(cmd: Command, prefix = ''): Command {
   return cmd
-    .option(`--${prefix}data <files...>`, 'training text: .txt (one document a line) or .jsonl {"text"} (default: the embedded Brown train split)')
+    .option(`--${prefix}data <files...>`, 'training text: .txt (one document a line) or .jsonl {"text"} (default: the embedded default corpus, train split)')
     .option(`--${prefix}val-data <file>`, 'validation text (default: Brown validation, or the first --val-docs documents of the data)')
     .option(`--${prefix}val-docs <n>`, 'leading documents held out for validation when --data is given', int('--val-docs'), 50)
     .option(`--${prefix}val-seqs <n>`, 'validation sequences at most', int('--val-seqs'), 32)
