@@ -126,3 +126,19 @@ test('onnxruntime: concurrent calls with widened weights do not corrupt each oth
   await Promise.all(jobs.map((j) => be.gemm({ a: j.a, b: j.w, c: j.got, m, n, k, transB: true })));
   for (const j of jobs) assertClose(j.got, j.exp, 1e-4, 1e-5, 'C');
 });
+
+test('onnxruntime: decode products over a resident weight, views of it, and past the resident budget', async () => {
+  const k = 300, n = 700, m = 2;
+  const w = fromF32(rand(n * k), [n, k], 'bf16');
+  const view: Tensor = { dtype: 'bf16', shape: [300, k], data: (w.data as Uint16Array).subarray(100 * k, 400 * k) };
+  const a = rand(m * k);
+  for (const be of [new OrtBackend(), new OrtBackend({ residentMaxBytes: 1000 }), new OrtBackend({ threads: 1 })]) {
+    for (const b of [view, w, view]) {
+      const rows = b.shape[0]!;
+      const exp = new Float32Array(m * rows), got = new Float32Array(m * rows);
+      gemmF32(a, operandF32(b), exp, m, rows, k, false, true, false);
+      await be.gemm({ a, b, c: got, m, n: rows, k, transB: true });
+      assertClose(got, exp, 1e-4, 1e-5, `rows=${rows}`);
+    }
+  }
+});

@@ -19,6 +19,9 @@ import onnxPkg from 'onnx-proto';
 import type { Backend, GemmArgs, BmmArgs, BOperand } from './backend.js';
 import { jsBackend } from './js-backend.js';
 import { WasmHeap } from './wasm/heap.js';
+import { ThreadPool } from './wasm/pool.js';
+import { OP_GEMV } from './wasm/jobs.js';
+import { RESIDENT_MAX_BYTES } from './resident.js';
 
 const { onnx } = onnxPkg;
 const FLOAT = onnx.TensorProto.DataType.FLOAT;
@@ -64,7 +67,11 @@ export interface OrtBackendOptions {
   threads?: number;
   /** largest M that takes the stored-weight GEMV path (default GEMV_MAX_M; 0 disables it) */
   gemvMaxM?: number;
+  /** 16-bit weights up to this many bytes in all are kept resident for multi-threaded GEMVs (default RESIDENT_MAX_BYTES; 0 disables) */
+  residentMaxBytes?: number;
 }
+
+
 
 /** bf16/f16 elements widened per step through a small bounce buffer that stays in cache. */
 const WIDEN_CHUNK = 1 << 16;
@@ -82,6 +89,12 @@ export class OrtBackend implements Backend {
   private sessions = new Map<string, Promise<ort.InferenceSession>>();
   /** widened weights; its views live only during one gemm call, so it may grow freely */
   private heap = new WasmHeap(false, 64 << 20);
+
+  /** decode GEMVs on all cores, over weights resident in its shared heap */
+  private pool: ThreadPool | null = null;
+  /** a weight's storage (its ArrayBuffer) -> the address of its resident copy; views of it map by offset */
+  private resident = new WeakMap<ArrayBufferLike, number>();
+  private residentBytes = 0;
 
   /** tail of the queue of calls (the scratch heap is reused by each) */
   private queue: Promise<unknown> = Promise.resolve();
@@ -147,10 +160,61 @@ export class OrtBackend implements Backend {
     return parts.every((p) => !(p instanceof Float32Array) && p.dtype !== 'f32');
   }
 
+  /**
+   * Address of a 16-bit weight's resident copy (made on first use), or -1 when it does not fit
+   * under the resident budget. The copy is of the weight's whole storage, so any view of it (the
+   * LM head's vocabulary chunks) maps by offset. Weights are read-only here: a 16-bit tensor
+   * changed in place after its first GEMV would not be seen (nothing in this project does that).
+   */
+  private residentPtr(data: Uint16Array): number {
+    const buf = data.buffer;
+    let base = this.resident.get(buf);
+    if (base === undefined) {
+      const limit = this.opts.residentMaxBytes ?? RESIDENT_MAX_BYTES;
+      if (this.residentBytes + buf.byteLength > limit) return -1;
+      const pool = (this.pool ??= new ThreadPool(this.opts.threads));
+      base = pool.allocResident(buf.byteLength);
+      new Uint8Array(pool.heap.memory.buffer, base, buf.byteLength).set(new Uint8Array(buf));
+      this.resident.set(buf, base);
+      this.residentBytes += buf.byteLength;
+    }
+    return base + data.byteOffset;
+  }
+
+  /** gemvStored over resident weights, each part's rows split across the pool's threads; false when a part is not resident. */
+  private gemvResident(x: GemmArgs, parts: { dtype: string; data: Uint16Array }[]): boolean {
+    const ptrs = parts.map((p) => this.residentPtr(p.data));
+    if (ptrs.some((p) => p < 0)) return false;
+    const { m, n, k } = x;
+    const pool = this.pool!, H = pool.heap;
+    H.release(pool.base);
+    try {
+      const pa = H.alloc(m * k * 4), pc = H.alloc(m * n * 4);
+      H.viewF32(pa, m * k).set(x.a.subarray(0, m * k));
+      let col = 0;
+      parts.forEach((p, i) => {
+        const rows = p.data.length / k, btype = p.dtype === 'bf16' ? 1 : 2;
+        const per = Math.ceil(rows / pool.threads);
+        const jobs: (number[] | null)[] = [];
+        for (let t = 0; t < pool.threads; t++) {
+          const j0 = t * per, j1 = Math.min(rows, j0 + per);
+          jobs.push(j0 < j1 ? [OP_GEMV, pa, m, k, ptrs[i]!, btype, j0, j1, pc + col * 4, n] : null);
+        }
+        pool.run(jobs);
+        col += rows;
+      });
+      x.c.set(H.viewF32(pc, m * n));
+    } finally {
+      H.release(pool.base);
+    }
+    return true;
+  }
+
   /** C [m, n] = A [m, k] * stacked W^T for small m, from the stored 16-bit weights. */
   private gemvStored(x: GemmArgs): void {
     const { m, n, k } = x;
     const parts = (Array.isArray(x.b) ? x.b : [x.b]) as { dtype: string; data: Uint16Array }[];
+    if (this.gemvResident(x, parts)) return;
     const H = this.heap;
     const rowsPer = Math.max(1, Math.floor(GEMV_CHUNK_BYTES / (2 * k)));
     H.release(0);

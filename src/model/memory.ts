@@ -14,7 +14,8 @@
  *
  * The constants were checked against measured peaks (npm run bench:scale).
  */
-import type { LlamaConfig, LayerShape } from '../io/config.js';
+import { countParams, type LlamaConfig, type LayerShape } from '../io/config.js';
+import { residentWeightBytes } from '../engine/resident.js';
 import type { LlamaModel } from './weights.js';
 import { namedParameters, blockShapes } from './weights.js';
 import type { MemoryEstimate } from '../util/memory.js';
@@ -54,7 +55,8 @@ export function blockActsElements(cfg: LlamaConfig, l: LayerShape, b: BatchShape
 /** f32 elements of one block's backward temporaries (dx copies, dAct, dGU, attention gradients). */
 function blockBackwardElements(cfg: LlamaConfig, l: LayerShape, b: BatchShape): number {
   const N = b.B * b.T, H = cfg.hiddenSize, q = l.numHeads * cfg.headDim, kv = l.numKvHeads * cfg.headDim, I = l.intermediateSize;
-  return N * (3 * H + 3 * I + 4 * q + 4 * kv) + 2 * b.B * l.numHeads * b.T * b.T;
+  // + a transposed copy of the widest dY for its weight gradient's GEMM
+  return N * (3 * H + 5 * I + 5 * q + 6 * kv) + 2 * b.B * l.numHeads * b.T * b.T;
 }
 
 /** Activation heap of one forward (mirrors LlamaRunner.workspaceBytes) plus the widened-weight scratch. */
@@ -184,7 +186,7 @@ export function kvCacheBytes(cfg: LlamaConfig, B: number, S: number): number {
 export function decodeMemory(cfg: LlamaConfig, weightBytes: number, o: { B: number; prompt: number; newTokens: number }): MemoryEstimate {
   const f = forwardMemory(cfg, weightBytes, { B: o.B, T: o.prompt });
   return {
-    parts: { ...f.parts, 'KV cache': kvCacheBytes(cfg, o.B, o.prompt + o.newTokens), logits: F32 * o.B * o.prompt * cfg.vocabSize },
+    parts: { ...f.parts, 'KV cache': kvCacheBytes(cfg, o.B, o.prompt + o.newTokens), logits: F32 * o.B * o.prompt * cfg.vocabSize, 'resident weights (decode)': residentWeightBytes(weightBytes, countParams(cfg)) },
     lower: '--batch-sizes, --prompt-len or --new-tokens',
   };
 }
@@ -196,7 +198,7 @@ export function decodeMemory(cfg: LlamaConfig, weightBytes: number, o: { B: numb
 export function zeroshotMemory(cfg: LlamaConfig, weightBytes: number, contextTokens: number): MemoryEstimate {
   const f = forwardMemory(cfg, weightBytes, { B: 1, T: contextTokens });
   return {
-    parts: { ...f.parts, 'KV cache': 2 * kvCacheBytes(cfg, 1, contextTokens), logits: 2 * F32 * contextTokens * cfg.vocabSize },
+    parts: { ...f.parts, 'KV cache': 2 * kvCacheBytes(cfg, 1, contextTokens), logits: 2 * F32 * contextTokens * cfg.vocabSize, 'resident weights (decode)': residentWeightBytes(weightBytes, countParams(cfg)) },
     lower: '--engine llama.cpp (a quantized GGUF), or a smaller model',
   };
 }

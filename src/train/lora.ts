@@ -160,6 +160,7 @@ export async function trainLora(o: LoraOptions): Promise<TrainRunResult> {
   const valBatches: Batch[] = [];
   for (let i = 0; i < valEx.length; i += settings.microBatch) valBatches.push(collate(valEx.slice(i, i + settings.microBatch)));
   run.adapters = adapters;
+  run.recycleKept();
   const params: Param[] = adapterTensors(adapters).map(([name, t]) => param(name, t.shape, t.data as Float32Array, true));
   const byName = new Map(params.map((p) => [p.name, p]));
   const task: TrainTask = {
@@ -177,6 +178,7 @@ export async function trainLora(o: LoraOptions): Promise<TrainRunResult> {
         // frozen base: no weight, embedding, norm or head gradients; only what reaches the adapters
         perBlock = count === 0 ? [] : (await run.backward(res, { blocks: false, embed: false, norm: false, lmHead: false })).lora;
       }
+      run.reclaim(); // the step's activations are dead now (LoRA gradients are never recycled)
       if (count === 0) return { sum: 0, count: 0 };
       perBlock.forEach((block, li) => {
         for (const [t, lg] of Object.entries(block ?? {}) as [LoraTarget, { A: Float32Array; B: Float32Array }][]) {

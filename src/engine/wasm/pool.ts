@@ -20,14 +20,15 @@ export class ThreadPool {
   private started = false;
   private workers: Worker[] = [];
   private ctrlPtr: number;
-  /** heap top after the control block: run() callers allocate above it and release back to it */
-  readonly base: number;
+  /** heap top after the control block and resident data: run() callers allocate above it and release back to it */
+  get base(): number { return this.baseTop; }
+  private baseTop: number;
 
   constructor(threads = availableParallelism()) {
     this.threads = Math.max(1, threads);
     this.heap = new WasmHeap(true, 64 << 20);
     this.ctrlPtr = this.heap.alloc(CTRL_INTS * 4);
-    this.base = this.heap.mark();
+    this.baseTop = this.heap.mark();
     const module = kernelsModule(true);
     for (let t = 1; t < this.threads; t++) {
       const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: { memory: this.heap.memory, module, ctrl: this.ctrlPtr, index: t } });
@@ -55,6 +56,17 @@ export class ThreadPool {
     for (const w of this.workers) void w.terminate();
     this.workers = [];
     this.threads = 1;
+  }
+
+  /**
+   * Bytes that stay for the pool's lifetime (weights kept resident for every thread to read),
+   * placed below every caller's scratch. Call only between runs, with no scratch in use.
+   */
+  allocResident(bytes: number): number {
+    this.heap.release(this.baseTop);
+    const p = this.heap.alloc(bytes);
+    this.baseTop = this.heap.mark();
+    return p;
   }
 
   private ctrl(): Int32Array { return new Int32Array(this.heap.memory.buffer, this.ctrlPtr, CTRL_INTS); }
