@@ -51,7 +51,9 @@ const DOUBLED = new Set([';', '?', '!', ',']);
  * neighbours without spaces as in the printed originals.
  */
 export function detokenize(words: readonly string[]): string {
-  let out = '';
+  // pieces joined once at the end: a flat string (a += chain leaves a rope of one node per word,
+  // several times the text's size for as long as the corpus is cached)
+  const out: string[] = [];
   let glueNext = true; // no space before the next word (start of line, after an opener)
   let singleOpen = false;
   let prev = '';
@@ -69,10 +71,10 @@ export function detokenize(words: readonly string[]): string {
       left = singleOpen;
       singleOpen = !singleOpen;
     } else if (w === '--') left = right = true;
-    out += glueNext || left || out === '' ? text : ' ' + text;
+    out.push(glueNext || left || out.length === 0 ? text : ' ' + text);
     glueNext = right;
   }
-  return out;
+  return out.join('');
 }
 
 // ---- parsing ----
