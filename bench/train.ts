@@ -9,12 +9,16 @@
  * and the peak resident memory of the LoRA step (Linux VmHWM, reset just before the step, and the
  * largest RSS sampled every 20 ms during it).
  *
- *   node dist/bench/train.js [--layers 22] [--batch 4] [--seq 256] [--mode both|lora|full] [--rank 8] [--reps 1]
+ *   node dist/bench/train.js [--layers 22] [--batch 4] [--seq 256] [--mode both|lora|full|cpt] [--rank 8] [--reps 1] [--model DIR]
  *
  * GFLOP/s counts the model's nominal FLOPs: forward F, LoRA step 2F, full step 3F (the LoRA
  * matrices and the head's recomputation in backward are not counted).
  */
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { trainCpt } from '../src/train/cpt.js';
+import { projectDir } from '../src/util/shared.js';
 import { getBackend } from '../src/engine/select.js';
 import { randomModel, forwardFlops, TINYLLAMA_CONFIG } from '../src/bench/random-model.js';
 import { LlamaRunner } from '../src/model/llama.js';
@@ -158,4 +162,25 @@ if (mode === 'both' || mode === 'full') {
   console.log(`full step peak memory: ${(Math.max(m.sampled, m.hwm ?? 0) / GB).toFixed(2)} GB`);
   results['full'] = { forward_s: fwd, step_s: m.s, phases_s: fphases, ratio: m.s / fwd, tokens_per_s: N / m.s, gflops: (3 * F) / m.s / 1e9, forward_gflops: F / fwd / 1e9, peak_bytes: Math.max(m.sampled, m.hwm ?? 0) };
 }
+// --mode cpt: the CPT trainer itself (`shorten train cpt` on the default corpus, --config's model
+// folder or assets/default): data, GC, optimizer and validation all counted. Two runs of S and S+20
+// steps; their difference is 20 steady-state steps (startup and the first steps' warm-up cancel).
+if (mode === 'cpt') {
+  const modelDir = argString('model', projectDir('assets', 'default'));
+  const extra = 20, base = 4;
+  const time = async (steps: number): Promise<number> => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-cpt-'));
+    const t0 = performance.now();
+    await trainCpt({ model: modelDir, out, maxSteps: steps, seqLen: T, batchSize: B, microBatch: B, lr: 1e-4, warmup: 1, saveEvery: 1000, valSeqs: B, final: 'last', force: true, label: 'bench' });
+    const s = (performance.now() - t0) / 1000;
+    fs.rmSync(out, { recursive: true, force: true });
+    return s;
+  };
+  await time(base);
+  const s0 = await time(base), s1 = await time(base + extra);
+  const step = (s1 - s0) / extra;
+  console.log(`CPT trainer on ${modelDir}: ${step.toFixed(3)} s a step of ${B} x ${T}, ${(N / step).toFixed(0)} tokens/s (${extra}-step difference of two runs)`);
+  results['cpt'] = { model: modelDir, step_s: step, tokens_per_s: N / step };
+}
+
 console.log(JSON.stringify({ kind: 'train-bench', backend: be.name, ...results }));
