@@ -835,41 +835,11 @@ export function gemv_nt(a: usize, m: i32, k: i32, w: usize, btype: i32, rows: i3
   }
 }
 
-/** out [cols, rows] = a [rows, cols]^T (transA operands). */
+/** out [cols, rows] = a [rows, cols]^T (transA operands), in 4x4 blocks where possible. */
 export function transpose(a: usize, rows: i32, cols: i32, out: usize): void {
-  transpose_strided(a, rows, cols, cols, out);
-}
-
-/**
- * out [cols, rows] = a[:, 0:cols]^T for a with row stride lda (a column range of a wider matrix:
- * one projection's gradient columns of a stacked dY). 4x4 tiles transposed in registers, walked
- * in 32-row strips so the strided reads stay in cache.
- */
-export function transpose_strided(a: usize, rows: i32, cols: i32, lda: i32, out: usize): void {
-  const r4 = rows & ~3, c4 = cols & ~3;
-  const la = <usize>lda << 2, lo = <usize>rows << 2;
-  for (let i0 = 0; i0 < r4; i0 += 32) {
-    const i1 = min(i0 + 32, r4);
-    for (let j = 0; j < c4; j += 4) {
-      for (let i = i0; i < i1; i += 4) {
-        const src = a + <usize>i * la + (<usize>j << 2);
-        const x0 = v128.load(src), x1 = v128.load(src + la), x2 = v128.load(src + 2 * la), x3 = v128.load(src + 3 * la);
-        // [a0 b0 a1 b1], [a2 b2 a3 b3], [c0 d0 c1 d1], [c2 d2 c3 d3]
-        const t0 = i32x4.shuffle(x0, x1, 0, 4, 1, 5), t1 = i32x4.shuffle(x0, x1, 2, 6, 3, 7);
-        const t2 = i32x4.shuffle(x2, x3, 0, 4, 1, 5), t3 = i32x4.shuffle(x2, x3, 2, 6, 3, 7);
-        const dst = out + <usize>j * lo + (<usize>i << 2);
-        v128.store(dst, i64x2.shuffle(t0, t2, 0, 2));
-        v128.store(dst + lo, i64x2.shuffle(t0, t2, 1, 3));
-        v128.store(dst + 2 * lo, i64x2.shuffle(t1, t3, 0, 2));
-        v128.store(dst + 3 * lo, i64x2.shuffle(t1, t3, 1, 3));
-      }
+  for (let i = 0; i < rows; i++) {
+    for (let j = 0; j < cols; j++) {
+      store<f32>(out + ((<usize>j * <usize>rows + <usize>i) << 2), load<f32>(a + ((<usize>i * <usize>cols + <usize>j) << 2)));
     }
-  }
-  // the edges: rows past the last full 4, then columns past the last full 4
-  for (let i = r4; i < rows; i++) {
-    for (let j = 0; j < cols; j++) store<f32>(out + ((<usize>j * <usize>rows + <usize>i) << 2), load<f32>(a + ((<usize>i * <usize>lda + <usize>j) << 2)));
-  }
-  for (let i = 0; i < r4; i++) {
-    for (let j = c4; j < cols; j++) store<f32>(out + ((<usize>j * <usize>rows + <usize>i) << 2), load<f32>(a + ((<usize>i * <usize>lda + <usize>j) << 2)));
   }
 }

@@ -122,12 +122,6 @@ export function siluMul(gate: Float32Array, up: Float32Array, out: Float32Array,
     (k, [g, u, o]) => k.silu_mul(g!, u!, ld, o!, n, I));
 }
 
-/** out [cols, rows] = a[:, 0:cols]^T, a's rows `ld` apart (a column range of a wider matrix when ld > cols). */
-export function transposeStrided(a: Float32Array, rows: number, cols: number, ld: number, out: Float32Array): void {
-  run([{ a, n: span(rows, cols, ld) }, { a: out, n: rows * cols, read: false, write: true }],
-    (k, [x, o]) => k.transpose_strided(x!, rows, cols, ld, o!));
-}
-
 /** Backward of silu(gate)*up; rows of gu and dgu are [gate | up]; see kernels.siluMulBackward. */
 export function siluMulBackward(dOut: Float32Array, gu: Float32Array, dgu: Float32Array, rows: number, I: number): void {
   run([{ a: dOut, n: rows * I }, { a: gu, n: rows * 2 * I }, { a: dgu, n: rows * 2 * I, read: false, write: true }],

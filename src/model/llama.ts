@@ -121,8 +121,6 @@ function dropped(x: Float32Array, mask: Uint8Array, keepScale: number, h: Float3
   return h;
 }
 
-/** measuring switch (SHORTENED_DW_TRANSA=1): weight gradients as transA GEMMs, without transposing dY first */
-const DW_TRANS_A = process.env['SHORTENED_DW_TRANSA'] === '1';
 const HEAD_VOCAB_CHUNK = 4096;
 const HEAD_ROWS = 4096;
 /** A forward that keeps activations also keeps its logits when they are at most this many floats (64 MB). */
@@ -561,7 +559,7 @@ export class LlamaRunner {
     const c = this.config, l = c.layers[li]!, N = B * T, H = c.hiddenSize, I = l.intermediateSize;
     const q = l.numHeads * c.headDim, kv = l.numKvHeads * c.headDim, P = B * l.numHeads * T * S;
     const temps = N * (3 * I + 2 * H + 3 * q + 2 * (q + 2 * kv) + 1) + P;
-    const columns = N * Math.max(2 * I, q + 2 * kv, H);
+    const columns = N * Math.max(I, q, kv, H);
     const staging = N * 2 * I + P;
     return 4 * (temps + columns + staging + SINK_GRAD_ELEMENTS) + (1 << 20);
   }
@@ -599,15 +597,8 @@ export class LlamaRunner {
           for (let r0 = 0; r0 < out; r0 += rows) {
             const rc = Math.min(rows, out - r0), mark = heap.mark();
             const dWc = buf.subarray(0, rc * inW);
-            if (DW_TRANS_A) {
-              const dYc = parts.length === 1 && rc === out ? dY : columns(dY, N, width, off + r0, rc, tmp(N * rc));
-              await this.be.gemm({ a: dYc, b: x, c: dWc, m: rc, n: inW, k: N, transA: true });
-            } else {
-              // these rows' columns of dY transposed to [rc, N]: a plain GEMM then runs ~1.5x faster than a transA one
-              const dYcT = tmp(rc * N);
-              wk.transposeStrided(dY.subarray(off + r0), N, rc, width, dYcT);
-              await this.be.gemm({ a: dYcT, b: x, c: dWc, m: rc, n: inW, k: N });
-            }
+            const dYc = parts.length === 1 && rc === out ? dY : columns(dY, N, width, off + r0, rc, tmp(N * rc));
+            await this.be.gemm({ a: dYc, b: x, c: dWc, m: rc, n: inW, k: N, transA: true });
             sink(t, r0, dWc);
             heap.release(mark); // the column copy is done with
           }
@@ -615,13 +606,7 @@ export class LlamaRunner {
         }
       } else if (weightGrads) {
         const dW = new Float32Array(width * inW);
-        if (DW_TRANS_A) await this.be.gemm({ a: dY, b: x, c: dW, m: width, n: inW, k: N, transA: true });
-        else {
-          const mark = heap.mark(), dYT = tmp(width * N);
-          wk.transposeStrided(dY, N, width, width, dYT);
-          await this.be.gemm({ a: dYT, b: x, c: dW, m: width, n: inW, k: N });
-          heap.release(mark);
-        }
+        await this.be.gemm({ a: dY, b: x, c: dW, m: width, n: inW, k: N, transA: true });
         let off = 0;
         for (const [t, W] of parts) { g[t] = dW.subarray(off * inW, (off + W.shape[0]!) * inW); off += W.shape[0]!; }
       }

@@ -55,8 +55,7 @@ export function blockActsElements(cfg: LlamaConfig, l: LayerShape, b: BatchShape
 /** f32 elements of one block's backward temporaries (dx copies, dAct, dGU, attention gradients). */
 function blockBackwardElements(cfg: LlamaConfig, l: LayerShape, b: BatchShape): number {
   const N = b.B * b.T, H = cfg.hiddenSize, q = l.numHeads * cfg.headDim, kv = l.numKvHeads * cfg.headDim, I = l.intermediateSize;
-  // + a transposed copy of the widest dY for its weight gradient's GEMM
-  return N * (3 * H + 5 * I + 5 * q + 6 * kv) + 2 * b.B * l.numHeads * b.T * b.T;
+  return N * (3 * H + 3 * I + 4 * q + 4 * kv) + 2 * b.B * l.numHeads * b.T * b.T;
 }
 
 /** Activation heap of one forward (mirrors LlamaRunner.workspaceBytes) plus the widened-weight scratch. */

@@ -38,7 +38,6 @@ export interface KernelExports {
     m: number, n0: number, n1: number, k: number, accumulate: number, work: number): void;
   gemm_work_floats(m: number): number;
   transpose(a: number, rows: number, cols: number, out: number): void;
-  transpose_strided(a: number, rows: number, cols: number, lda: number, out: number): void;
   gemv_nt(a: number, m: number, k: number, w: number, btype: number, rows: number, c: number, ldc: number): void;
 }
 
