@@ -20,7 +20,7 @@ import type { Backend, GemmArgs, BmmArgs, BOperand } from './backend.js';
 import { jsBackend } from './js-backend.js';
 import { WasmHeap } from './wasm/heap.js';
 import { ThreadPool } from './wasm/pool.js';
-import { OP_GEMV } from './wasm/jobs.js';
+import { OP_GEMV_PARTS, GEMV_MAX_PARTS } from './wasm/jobs.js';
 import { RESIDENT_MAX_BYTES } from './resident.js';
 
 const { onnx } = onnxPkg;
@@ -183,6 +183,7 @@ export class OrtBackend implements Backend {
 
   /** gemvStored over resident weights, each part's rows split across the pool's threads; false when a part is not resident. */
   private gemvResident(x: GemmArgs, parts: { dtype: string; data: Uint16Array }[]): boolean {
+    if (parts.length > GEMV_MAX_PARTS) return false;
     const ptrs = parts.map((p) => this.residentPtr(p.data));
     if (ptrs.some((p) => p < 0)) return false;
     const { m, n, k } = x;
@@ -191,18 +192,16 @@ export class OrtBackend implements Backend {
     try {
       const pa = H.alloc(m * k * 4), pc = H.alloc(m * n * 4);
       H.viewF32(pa, m * k).set(x.a.subarray(0, m * k));
+      // one dispatch for all parts (q/k/v, gate/up): each thread takes its share of every part's rows
+      const jobs: number[][] = Array.from({ length: pool.threads }, () => [OP_GEMV_PARTS, pa, m, k, n, parts.length]);
       let col = 0;
       parts.forEach((p, i) => {
         const rows = p.data.length / k, btype = p.dtype === 'bf16' ? 1 : 2;
         const per = Math.ceil(rows / pool.threads);
-        const jobs: (number[] | null)[] = [];
-        for (let t = 0; t < pool.threads; t++) {
-          const j0 = t * per, j1 = Math.min(rows, j0 + per);
-          jobs.push(j0 < j1 ? [OP_GEMV, pa, m, k, ptrs[i]!, btype, j0, j1, pc + col * 4, n] : null);
-        }
-        pool.run(jobs);
+        for (let t = 0; t < pool.threads; t++) jobs[t]!.push(ptrs[i]!, btype, Math.min(rows, t * per), Math.min(rows, (t + 1) * per), pc + col * 4);
         col += rows;
       });
+      pool.run(jobs);
       x.c.set(H.viewF32(pc, m * n));
     } finally {
       H.release(pool.base);

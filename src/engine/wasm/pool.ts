@@ -9,7 +9,7 @@
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { WasmHeap, kernelsModule } from './heap.js';
-import { runJob, CTRL_INTS, SLOT_INTS, SEQ, DONE, ERR, READY } from './jobs.js';
+import { runJob, CTRL_INTS, SLOT_INTS, SEQ, DONE, ERR, READY, SPIN_MS } from './jobs.js';
 
 /** How long the first job waits for the workers to come up before running single-threaded. */
 const STARTUP_MS = 30_000;
@@ -103,9 +103,11 @@ export class ThreadPool {
     } finally {
       // even when thread 0 failed, the workers must finish before the caller frees their buffers
       if (pending > 0) {
+        const until = performance.now() + SPIN_MS;
         for (;;) {
           const done = Atomics.load(ctrl, DONE);
           if (done >= this.threads - 1) break;
+          if (performance.now() < until) continue; // the workers are usually a few microseconds behind
           Atomics.wait(ctrl, DONE, done, 1000);
         }
       }
