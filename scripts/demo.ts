@@ -172,7 +172,7 @@ for (const c of ['ppl', 'taylor']) {
     const v = get(c, r);
     const gap = pruned.ppl - basePpl, recovered = (pruned.ppl - v.ppl) / gap;
     if (gap <= 0) { find(`${r === 'cpt' ? 'CPT' : 'LoRA'} recovers the ${name}-pruned model's loss`, `pruning cost nothing to recover (${pruned.ppl.toFixed(2)} vs ${basePpl.toFixed(2)}); retrained ${v.ppl.toFixed(2)}`, false); continue; }
-    find(`${r === 'cpt' ? 'CPT' : 'LoRA'} (${r === 'cpt' ? cptSteps : loraSteps} steps) recovers at least half of the ${name}-pruned model's loss`, `${pruned.ppl.toFixed(2)} → ${v.ppl.toFixed(2)}: ${pct(recovered)} of the gap to ${basePpl.toFixed(2)}`, recovered >= 0.5);
+    find(`${r === 'cpt' ? 'CPT' : 'LoRA'} (${r === 'cpt' ? cptSteps : loraSteps} steps on Brown train) recovers at least half of the ${name}-pruned model's loss`, `${pruned.ppl.toFixed(2)} → ${v.ppl.toFixed(2)}: ${pct(recovered)} of the gap to ${basePpl.toFixed(2)}`, recovered >= 0.5);
   }
 }
 for (const c of ['ppl', 'taylor']) {
