@@ -122,6 +122,9 @@ function dropped(x: Float32Array, mask: Uint8Array, keepScale: number, h: Float3
 }
 
 const HEAD_VOCAB_CHUNK = 4096;
+/** Up to this many rows (decoding), the head runs over the whole vocabulary at once: one GEMV instead of V / HEAD_VOCAB_CHUNK. */
+const HEAD_WHOLE_ROWS = 4;
+const headChunk = (N: number, V: number) => (N <= HEAD_WHOLE_ROWS ? V : Math.min(V, HEAD_VOCAB_CHUNK));
 const HEAD_ROWS = 4096;
 /** A forward that keeps activations also keeps its logits when they are at most this many floats (64 MB). */
 export const KEEP_LOGITS_MAX = 1 << 24;
@@ -241,7 +244,7 @@ export class LlamaRunner {
       block = Math.max(block, N * (5 * H + q + 2 * kv + 3 * q + 3 * I + 2 * kv) + B * l.numHeads * T * S + 4 * N);
       widest = Math.max(widest, 2 * I, l.numHeads * S); // per token: [gate|up], probabilities
     }
-    const head = N * H + Math.min(N, HEAD_ROWS) * HEAD_VOCAB_CHUNK + 4 * N;
+    const head = N * H + Math.min(N, HEAD_ROWS) * headChunk(N, this.config.vocabSize) + 4 * N;
     const staging = (keep ? 3 : 1) * N * widest;
     return 4 * (block + head + 2 * N * H + staging) + (1 << 20);
   }
@@ -367,7 +370,7 @@ export class LlamaRunner {
     const W = this.model.weights.lmHead;
     // every element is written below
     const logitsAll = keepLogits ? (recycled ? this.keptF32(N * V) : new Float32Array(N * V)) : undefined;
-    const R = Math.min(N, HEAD_ROWS), VC = Math.min(V, HEAD_VOCAB_CHUNK);
+    const R = Math.min(N, HEAD_ROWS), VC = headChunk(N, V);
     const chunk = heap.f32(R * VC), cm = heap.f32(R);
     const cs = new Float64Array(R);
     const m = new Float64Array(N).fill(-Infinity), s = new Float64Array(N), tl = new Float64Array(N).fill(NaN);

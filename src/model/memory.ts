@@ -68,7 +68,7 @@ function workspaceBytes(cfg: LlamaConfig, b: BatchShape, keep: boolean): number 
     widest = Math.max(widest, 2 * I, l.numHeads * b.T);
     scratch = Math.max(scratch, 2 * I * H, (q + 2 * kv) * H);
   }
-  const head = N * H + Math.min(N, HEAD_ROWS) * Math.min(cfg.vocabSize, HEAD_VOCAB_CHUNK) + 4 * N;
+  const head = N * H + Math.min(N, HEAD_ROWS) * (N <= 4 ? cfg.vocabSize : Math.min(cfg.vocabSize, HEAD_VOCAB_CHUNK)) + 4 * N;
   const staging = (keep ? 3 : 1) * N * widest;
   return F32 * (block + head + 2 * N * H + staging + scratch) + (1 << 20);
 }
