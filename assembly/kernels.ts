@@ -835,6 +835,58 @@ export function gemv_nt(a: usize, m: i32, k: i32, w: usize, btype: i32, rows: i3
   }
 }
 
+/**
+ * A copy of a [m, k] whose every block of 8 is de-interleaved, [a0 a2 a4 a6 a1 a3 a5 a7], for
+ * gemv_bf16_eo (the tail past the last full 8 is left out).
+ */
+export function deinterleave8(a: usize, m: i32, k: i32, out: usize): void {
+  const k8 = k & ~7;
+  for (let i = 0; i < m; i++) {
+    const src = a + ((<usize>i * <usize>k) << 2), dst = out + ((<usize>i * <usize>k8) << 2);
+    for (let p = 0; p < k8; p += 8) {
+      const x0 = v128.load(src + (<usize>p << 2)), x1 = v128.load(src + (<usize>p << 2), 16);
+      v128.store(dst + (<usize>p << 2), i32x4.shuffle(x0, x1, 0, 2, 4, 6));
+      v128.store(dst + (<usize>p << 2), i32x4.shuffle(x0, x1, 1, 3, 5, 7), 16);
+    }
+  }
+}
+
+/**
+ * gemv_nt for bf16 weights, rows of A one at a time, with A de-interleaved by deinterleave8 (ae,
+ * rows of k & ~7): 8 stored weights read as four u32 lanes widen with one shift (even elements)
+ * and one mask (odd ones), two fewer operations per 8 weights than extending. a itself serves the
+ * tail past the last full 8.
+ */
+export function gemv_bf16_eo(a: usize, ae: usize, m: i32, k: i32, w: usize, rows: i32, c: usize, ldc: i32): void {
+  const k8 = k & ~7, k16 = k & ~15;
+  const hiMask = i32x4.splat(0xffff0000);
+  for (let j = 0; j < rows; j++) {
+    const wr = w + ((<usize>j * <usize>k) << 1);
+    for (let i = 0; i < m; i++) {
+      const ar = ae + ((<usize>i * <usize>k8) << 2);
+      let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+      let p = 0;
+      for (; p < k16; p += 16) {
+        const h0 = v128.load(wr + (<usize>p << 1)), h1 = v128.load(wr + (<usize>p << 1), 16);
+        const q = ar + (<usize>p << 2);
+        s0 = madd(v128.load(q), i32x4.shl(h0, 16), s0);
+        s1 = madd(v128.load(q, 16), v128.and(h0, hiMask), s1);
+        s2 = madd(v128.load(q, 32), i32x4.shl(h1, 16), s2);
+        s3 = madd(v128.load(q, 48), v128.and(h1, hiMask), s3);
+      }
+      for (; p < k8; p += 8) {
+        const h0 = v128.load(wr + (<usize>p << 1)), q = ar + (<usize>p << 2);
+        s0 = madd(v128.load(q), i32x4.shl(h0, 16), s0);
+        s1 = madd(v128.load(q, 16), v128.and(h0, hiMask), s1);
+      }
+      let t = hsum4(f32x4.add(f32x4.add(s0, s1), f32x4.add(s2, s3)));
+      const at = a + ((<usize>i * <usize>k) << 2);
+      for (let q = k8; q < k; q++) t += load<f32>(at + (<usize>q << 2)) * loadB(w + ((<usize>j * <usize>k) << 1), 1, <usize>q);
+      store<f32>(c + ((<usize>i * <usize>ldc + <usize>j) << 2), t);
+    }
+  }
+}
+
 /** out [cols, rows] = a [rows, cols]^T (transA operands), in 4x4 blocks where possible. */
 export function transpose(a: usize, rows: i32, cols: i32, out: usize): void {
   for (let i = 0; i < rows; i++) {

@@ -193,7 +193,13 @@ export class OrtBackend implements Backend {
       const pa = H.alloc(m * k * 4), pc = H.alloc(m * n * 4);
       H.viewF32(pa, m * k).set(x.a.subarray(0, m * k));
       // one dispatch for all parts (q/k/v, gate/up): each thread takes its share of every part's rows
-      const jobs: number[][] = Array.from({ length: pool.threads }, () => [OP_GEMV_PARTS, pa, m, k, n, parts.length]);
+      // one row at a time, bf16 weights widen cheaper against A de-interleaved once (gemv_bf16_eo)
+      let pae = 0;
+      if (m < 4 && k >= 8 && parts.some((p) => p.dtype === 'bf16')) {
+        pae = H.alloc(m * (k & ~7) * 4);
+        H.k.deinterleave8(pa, m, k, pae);
+      }
+      const jobs: number[][] = Array.from({ length: pool.threads }, () => [OP_GEMV_PARTS, pa, pae, m, k, n, parts.length]);
       let col = 0;
       parts.forEach((p, i) => {
         const rows = p.data.length / k, btype = p.dtype === 'bf16' ? 1 : 2;

@@ -39,6 +39,8 @@ export interface KernelExports {
   gemm_work_floats(m: number): number;
   transpose(a: number, rows: number, cols: number, out: number): void;
   gemv_nt(a: number, m: number, k: number, w: number, btype: number, rows: number, c: number, ldc: number): void;
+  deinterleave8(a: number, m: number, k: number, out: number): void;
+  gemv_bf16_eo(a: number, ae: number, m: number, k: number, w: number, rows: number, c: number, ldc: number): void;
 }
 
 /**
