@@ -64,6 +64,15 @@ async function main(): Promise<void> {
   const found = argFlag('no-torch') ? { torch: null, why: '--no-torch' } : findTorch();
   const torch = found.torch;
   if (!torch) console.log(`PyTorch: not run (${found.why}); its columns show "–"`);
+  // PyTorch's bf16 path is a peer only where the CPU has bf16 arithmetic (AVX-512 BF16, AMX):
+  // elsewhere it runs on one thread at a fraction of fp32's speed (a 1.1B forward takes many
+  // minutes), so no user would pick it. A short GEMM probe decides before any bf16 workload runs.
+  const bf16Probe = torch && (['forward', 'pplcrit', 'decode'] as const).some(has) ? torchBf16Probe(torch.python) : null;
+  const torchBf16 = bf16Probe !== null && bf16Probe.bf16 >= bf16Probe.fp32 / 2;
+  const bf16Note = bf16Probe && !torchBf16
+    ? `PyTorch bf16: not run; on this CPU its bf16 matmul runs at ${bf16Probe.bf16.toFixed(1)} GFLOP/s against ${bf16Probe.fp32.toFixed(1)} in fp32 (no bf16 arithmetic in hardware), so fp32 is the peer; its bf16 cells show "–".`
+    : null;
+  if (bf16Note) console.log(bf16Note);
   const out = projectDir('runs', 'vs-torch');
   fs.mkdirSync(out, { recursive: true });
 
@@ -123,7 +132,7 @@ async function main(): Promise<void> {
   if (has('forward')) {
     const ours = await forwardSeconds();
     const fp32 = torch ? anchorField(torch.python, modelDir, 'fp32', 'forward', 'forward_s') : null;
-    const bf16 = torch ? anchorField(torch.python, modelDir, 'bf16', 'forward', 'forward_s') : null;
+    const bf16 = torch && torchBf16 ? anchorField(torch.python, modelDir, 'bf16', 'forward', 'forward_s') : null;
     r.forward = { label: `forward ${B}×${T} (${shapeLabel}, random bf16 weights)`, ours, fp32, bf16 };
   }
   if (has('taylor')) {
@@ -138,7 +147,7 @@ async function main(): Promise<void> {
     const ours = await seconds(() => pplScores(run!, calib));
     console.log(`[pplcrit] ours: ${ours.toFixed(2)} s (${(ours / fw).toFixed(2)} forwards, shared prefixes)`);
     const fp32 = torch ? anchorField(torch.python, modelDir, 'fp32', 'pplcrit', 'pplcrit_s') : null;
-    const bf16 = torch ? anchorField(torch.python, modelDir, 'bf16', 'pplcrit', 'pplcrit_s') : null;
+    const bf16 = torch && torchBf16 ? anchorField(torch.python, modelDir, 'bf16', 'pplcrit', 'pplcrit_s') : null;
     r.pplcrit = { label: `ppl criterion (${plural(layers, 'removal')}, ${B}×${T})`, ours, oursForward: fw, fp32, bf16 };
   }
   if (has('decode')) {
@@ -150,7 +159,7 @@ async function main(): Promise<void> {
     const g = await benchModel('ours', run!, { batchSizes: [1], promptLen: PROMPT, newTokens, warmup: 1, repeats: 1, seed: 0, warmupTokens: Math.min(8, newTokens) });
     const ours = g.results[0]!.decodeTokensPerSec;
     console.log(`[decode] ours: ${ours.toFixed(2)} tok/s (${(100 * ours / bound).toFixed(0)}% of bound)`);
-    const bf16 = torch ? anchorField(torch.python, modelDir, 'bf16', 'decode', 'decode_b1_tok_s') : null;
+    const bf16 = torch && torchBf16 ? anchorField(torch.python, modelDir, 'bf16', 'decode', 'decode_b1_tok_s') : null;
     const torchNote = newTokens === TORCH_NEW_TOKENS ? '' : `; torch ${TORCH_NEW_TOKENS}`;
     r.decode = { label: `decode batch 1, bf16 weights (${PROMPT}-token prompt, ${newTokens} new tokens${torchNote})`, ours, bound, bf16 };
   }
@@ -173,6 +182,7 @@ async function main(): Promise<void> {
     ...(quick ? ['**--quick: shrunken shapes for checking the script; not a result.**', ''] : []),
     machineLine(torch, be.name, loadStart, os.loadavg()),
     ...(torch ? [] : ['', `PyTorch: not run (${found.why}); its columns show "–".`]),
+    ...(bf16Note ? ['', bf16Note] : []),
     '',
     table,
     'Speed ratios are above 1 when ours is faster (ours / peer for rates, peer / ours for times). PyTorch runs as ../shared/anchors/torch_anchor.py and torch_train_anchor.py (OpenBLAS presets unset, OMP_WAIT_POLICY=PASSIVE); its PPL criterion is one removal timed and multiplied by L, as the reference code runs L full forwards.',
@@ -234,20 +244,31 @@ function anchorField(python: string, dir: string, prec: 'fp32' | 'bf16', what: s
   return typeof x === 'number' ? x : null;
 }
 
-/** torch.matmul on the raw GEMM shape, fp32, best of a few after one warm-up call. */
-function torchGemm(python: string): number | null {
-  const { m, n, k, reps } = GEMM;
-  const code = [
+/** Python that times torch.matmul of an m x k by k x n product in `dtype`, best of `reps` after one warm-up call, and prints its GFLOP/s. */
+function matmulCode(m: number, n: number, k: number, reps: number, dtype: 'float32' | 'bfloat16'): string {
+  return [
     'import json, os, time, torch',
     'torch.set_num_threads(os.cpu_count())',
-    `a = torch.full((${m}, ${k}), 0.01); b = torch.full((${k}, ${n}), 0.01); c = torch.matmul(a, b)`,
+    `a = torch.full((${m}, ${k}), 0.01, dtype=torch.${dtype}); b = torch.full((${k}, ${n}), 0.01, dtype=torch.${dtype}); c = torch.matmul(a, b)`,
     'best = float("inf")',
     `for _ in range(${reps}):`,
     '    t = time.perf_counter(); torch.matmul(a, b, out=c); best = min(best, time.perf_counter() - t)',
     `print(json.dumps({"gflops": ${2 * m * n * k} / best / 1e9, "threads": torch.get_num_threads()}))`,
   ].join('\n');
-  const x = torchJson(python, ['-c', code], 'torch.matmul fp32')?.['gflops'];
+}
+
+/** torch.matmul on the raw GEMM shape, fp32, best of a few after one warm-up call. */
+function torchGemm(python: string): number | null {
+  const { m, n, k, reps } = GEMM;
+  const x = torchJson(python, ['-c', matmulCode(m, n, k, reps, 'float32')], 'torch.matmul fp32')?.['gflops'];
   return typeof x === 'number' ? x : null;
+}
+
+/** torch.matmul's GFLOP/s in fp32 and bf16 on a decoder-sized product (1 s or so even where bf16 is slow), or null when either failed. */
+function torchBf16Probe(python: string): { fp32: number; bf16: number } | null {
+  const rate = (dtype: 'float32' | 'bfloat16') => torchJson(python, ['-c', matmulCode(128, 2048, 2048, 3, dtype)], `torch.matmul 128×2048×2048 ${dtype} (bf16 probe)`)?.['gflops'];
+  const fp32 = rate('float32'), bf16 = rate('bfloat16');
+  return typeof fp32 === 'number' && typeof bf16 === 'number' ? { fp32, bf16 } : null;
 }
 
 function torchTrain(python: string, dir: string, steps: number): number | null {

@@ -16,6 +16,7 @@
  */
 import ort from 'onnxruntime-node';
 import onnxPkg from 'onnx-proto';
+import { transposeInto } from './kernels.js';
 import type { Backend, GemmArgs, BmmArgs, BOperand } from './backend.js';
 import { jsBackend } from './js-backend.js';
 import { WasmHeap } from './wasm/heap.js';
@@ -81,6 +82,9 @@ const WIDEN_CHUNK = 1 << 16;
  * re-read it at twice that), which is what bounds small-M products.
  */
 const GEMV_MAX_M = 4;
+/** transA products whose A has up to this many elements are run as A^T (one copy) times B */
+const TRANSPOSE_MAX_FLOATS = 1 << 24;
+
 /** bytes of weight rows staged per GEMV step */
 const GEMV_CHUNK_BYTES = 256 << 10;
 
@@ -95,6 +99,9 @@ export class OrtBackend implements Backend {
   /** a weight's storage (its ArrayBuffer) -> the address of its resident copy; views of it map by offset */
   private resident = new WeakMap<ArrayBufferLike, number>();
   private residentBytes = 0;
+
+  /** A^T for transA products (reused; calls are serialized) */
+  private transposed = new Float32Array(0);
 
   /** tail of the queue of calls (the scratch heap is reused by each) */
   private queue: Promise<unknown> = Promise.resolve();
@@ -246,6 +253,14 @@ export class OrtBackend implements Backend {
 
   private async gemmNow(x: GemmArgs): Promise<void> {
     if (x.m <= (this.opts.gemvMaxM ?? GEMV_MAX_M) && x.transB && !x.transA && !x.accumulate && OrtBackend.halfWeights(x.b)) return this.gemvStored(x);
+    if (x.transA && x.m * x.k <= TRANSPOSE_MAX_FLOATS) {
+      // MLAS transposes a block of A for every column block of B it packs; one transpose up front
+      // makes it a plain product. Measured for weight gradients (k = 1280 tokens, AVX2 Zen): 48-75
+      // GFLOP/s with transA, 90-115 with the transpose counted. Same k order, so the same sums.
+      const at = (this.transposed.length >= x.m * x.k ? this.transposed : (this.transposed = new Float32Array(x.m * x.k))).subarray(0, x.m * x.k);
+      transposeInto(x.a, x.k, x.m, at);
+      x = { ...x, a: at, transA: false };
+    }
     const transA = x.transA ?? false, transB = x.transB ?? false, acc = x.accumulate ?? false;
     const sess = await this.session(`gemm:${+transA}${+transB}${+acc}`, () => gemmGraph(transA, transB, acc));
     const b = this.weightF32(x.b);

@@ -12,7 +12,7 @@
 import type { Backend } from '../engine/backend.js';
 import { getBackend } from '../engine/select.js';
 import { type Tensor, toF32, rowsToF32 } from '../engine/tensor.js';
-import { addBias, biasBackward } from '../engine/kernels.js';
+import { addBias, biasBackward, transposeInto } from '../engine/kernels.js';
 import * as wk from '../engine/wasm-kernels.js';
 import { withActivationHeap, type WasmHeap } from '../engine/wasm/heap.js';
 import { attentionForward, attentionBackward, type AttnSaved } from './attention.js';
@@ -25,12 +25,17 @@ import { UserError } from '../util/errors.js';
 import { keepMask } from '../util/rng.js';
 
 /** What one block saves for its backward. */
+/**
+ * What a block's backward needs from its forward. The normed inputs and the MLP's activation are
+ * not kept: the backward recomputes them (elementwise, bit for bit the forward's), which saves a
+ * third of the kept memory and of the copies into fresh pages that keeping them costs.
+ */
 export interface BlockActs {
-  xIn: Float32Array; xn1: Float32Array; rstd1: Float32Array;
+  xIn: Float32Array; rstd1: Float32Array;
   attn: AttnSaved; att: Float32Array;
-  xMid: Float32Array; xn2: Float32Array; rstd2: Float32Array;
+  xMid: Float32Array; rstd2: Float32Array;
   /** gate and up projections, rows [gate | up] */
-  gu: Float32Array; act: Float32Array;
+  gu: Float32Array;
   /** LoRA dropout masks and A-projections, per adapted projection */
   lora: Partial<Record<LoraTarget, LoraSaved>>;
 }
@@ -58,8 +63,15 @@ export type BlockGrads = Partial<Record<BlockWeightName | BlockBiasName, Float32
  */
 export type GradSink = (name: BlockWeightName | BlockBiasName, row0: number, g: Float32Array) => void;
 
-/** Elements of a weight gradient computed per GEMM when a sink takes them (32 MB at most). */
-export const SINK_GRAD_ELEMENTS = 1 << 23;
+/**
+ * Rows of a weight gradient per GEMM. MLAS sweeps all of A's rows for every column block of B it
+ * packs, so a tall A falls out of cache: m = 5632, n = 2048, k = 1280 ran at 68 GFLOP/s, m = 2048
+ * at 100-108 (2 cores, AVX2).
+ */
+const DW_CHUNK_ROWS = 2816;
+
+/** Elements of a weight gradient computed per GEMM when a sink takes them (64 MB at most). */
+export const SINK_GRAD_ELEMENTS = 1 << 24;
 
 export interface Grads {
   embed: Float32Array | null;
@@ -334,8 +346,8 @@ export class LlamaRunner {
     // what the backward needs leaves the heap in one copy each (the kernels above ran in place)
     const own = (a: Float32Array) => { const c = this.keptF32(a.length); c.set(a); return c; };
     return {
-      xIn: x, xn1: own(xn1), rstd1, attn: { qh: own(qh), kh: own(kh), vh: own(vh), probs: own(probs), dims }, att: own(att),
-      xMid: own(xMid), xn2: own(xn2), rstd2, gu: own(gu), act: own(act), lora: loraSave,
+      xIn: x, rstd1, attn: { qh: own(qh), kh: own(kh), vh: own(vh), probs: own(probs), dims }, att: own(att),
+      xMid: own(xMid), rstd2, gu: own(gu), lora: loraSave,
     };
   }
 
@@ -555,16 +567,18 @@ export class LlamaRunner {
 
   /**
    * Bytes of activation heap one block's backward uses for its temporaries (dAct, d[gate|up],
-   * the projections' input gradients, attention's score gradients, column copies, a weight
-   * gradient chunk for a sink) plus room to stage the saved activations the kernels read.
+   * the projections' input gradients, attention's score gradients, column copies, the widest
+   * transposed dY, a weight gradient chunk for a sink) plus room to stage the saved activations the kernels read.
    */
   private backwardWorkspaceBytes(li: number, B: number, T: number, S: number): number {
     const c = this.config, l = c.layers[li]!, N = B * T, H = c.hiddenSize, I = l.intermediateSize;
     const q = l.numHeads * c.headDim, kv = l.numKvHeads * c.headDim, P = B * l.numHeads * T * S;
-    const temps = N * (3 * I + 2 * H + 3 * q + 2 * (q + 2 * kv) + 1) + P;
+    // + the recomputed xn1, xn2, act and a rstd row
+    const temps = N * (3 * I + 2 * H + 3 * q + 2 * (q + 2 * kv) + 1) + P + N * (2 * H + I + 1);
     const columns = N * Math.max(I, q, kv, H);
+    const transposed = N * Math.max(2 * I, q + 2 * kv, H);
     const staging = N * 2 * I + P;
-    return 4 * (temps + columns + staging + SINK_GRAD_ELEMENTS) + (1 << 20);
+    return 4 * (temps + columns + transposed + staging + SINK_GRAD_ELEMENTS) + (1 << 20);
   }
 
   private async blockBackwardIn(li: number, a: BlockActs, dxOut: Float32Array, B: number, T: number, wantGrads: boolean | GradSink, heap: WasmHeap): Promise<{ dx: Float32Array; grads: BlockGrads; lora: Partial<Record<LoraTarget, LoraGrads>> }> {
@@ -590,28 +604,33 @@ export class LlamaRunner {
     const projBack = async (parts: [LoraTarget, Tensor, BlockBiasName, Tensor | undefined][], dY: Float32Array, x: Float32Array, dx: Float32Array) => {
       const width = parts.reduce((s, [, W]) => s + W.shape[0]!, 0), inW = parts[0]![1].shape[1]!;
       await this.be.gemm({ a: dY, b: parts.length === 1 ? parts[0]![1] : parts.map(([, W]) => W), c: dx, m: N, n: inW, k: width });
-      if (sink) {
-        // d W_i = dY_i^T x, a chunk of W_i's rows per GEMM, each handed over and its buffer reused
-        const rows = Math.max(1, Math.floor(SINK_GRAD_ELEMENTS / inW));
-        const buf = tmp(Math.min(rows, Math.max(...parts.map(([, W]) => W.shape[0]!))) * inW);
-        let off = 0;
-        for (const [t, W] of parts) {
-          const out = W.shape[0]!;
-          for (let r0 = 0; r0 < out; r0 += rows) {
-            const rc = Math.min(rows, out - r0), mark = heap.mark();
-            const dWc = buf.subarray(0, rc * inW);
-            const dYc = parts.length === 1 && rc === out ? dY : columns(dY, N, width, off + r0, rc, tmp(N * rc));
-            await this.be.gemm({ a: dYc, b: x, c: dWc, m: rc, n: inW, k: N, transA: true });
-            sink(t, r0, dWc);
-            heap.release(mark); // the column copy is done with
+      if (weightGrads) {
+        // d[W_1; W_2; ...] = dY^T x. dY is transposed once: any run of the stacked rows is then a
+        // contiguous plain product (MLAS's transA path runs at half speed on some CPUs, and no
+        // part needs a column copy). The rows go in near-equal chunks of at most DW_CHUNK_ROWS
+        // (and, for a sink, SINK_GRAD_ELEMENTS), each chunk's GEMM writing its rows of dW; a sink
+        // is handed each chunk part by part, its buffer reused.
+        const mark = heap.mark();
+        const dYT = transposeInto(dY, N, width, tmp(N * width));
+        const chunks = Math.max(Math.ceil(width / DW_CHUNK_ROWS), sink ? Math.ceil((width * inW) / SINK_GRAD_ELEMENTS) : 1);
+        const rows = Math.ceil(width / chunks);
+        const dW = sink ? tmp(Math.min(rows, width) * inW) : new Float32Array(width * inW);
+        for (let r0 = 0; r0 < width; r0 += rows) {
+          const rc = Math.min(rows, width - r0), dWc = sink ? dW.subarray(0, rc * inW) : dW.subarray(r0 * inW, (r0 + rc) * inW);
+          await this.be.gemm({ a: dYT.subarray(r0 * N, (r0 + rc) * N), b: x, c: dWc, m: rc, n: inW, k: N });
+          if (!sink) continue;
+          let off = 0;
+          for (const [t, W] of parts) {
+            const out = W.shape[0]!, lo = Math.max(r0, off), hi = Math.min(r0 + rc, off + out);
+            if (lo < hi) sink(t, lo - off, dWc.subarray((lo - r0) * inW, (hi - r0) * inW));
+            off += out;
           }
-          off += out;
         }
-      } else if (weightGrads) {
-        const dW = new Float32Array(width * inW);
-        await this.be.gemm({ a: dY, b: x, c: dW, m: width, n: inW, k: N, transA: true });
-        let off = 0;
-        for (const [t, W] of parts) { g[t] = dW.subarray(off * inW, (off + W.shape[0]!) * inW); off += W.shape[0]!; }
+        if (!sink) {
+          let off = 0;
+          for (const [t, W] of parts) { g[t] = dW.subarray(off * inW, (off + W.shape[0]!) * inW); off += W.shape[0]!; }
+        }
+        heap.release(mark);
       }
       let off = 0;
       for (const [t, W, bName, bias] of parts) {
@@ -627,15 +646,22 @@ export class LlamaRunner {
       }
     };
 
+    // what the forward did not keep, recomputed by the same kernels on the same inputs
+    const eps = cfg.rmsNormEps;
+    const xn1 = tmp(N * H), xn2 = tmp(N * H), act = tmp(N * I), rstdTmp = tmp(N);
+    wk.rmsnormForward(a.xIn, this.vec(w.inputNorm), xn1, rstdTmp, N, H, eps);
+    wk.rmsnormForward(a.xMid, this.vec(w.postNorm), xn2, rstdTmp, N, H, eps);
+    wk.siluMul(a.gu, a.gu.subarray(I), act, N, I, 2 * I);
+
     // MLP: x_out = x_mid + down(act)
     const dxMid = this.keptF32(dxOut.length);
     dxMid.set(dxOut);
     const dAct = tmp(N * I);
-    await projBack([['down', w.down, 'downBias', w.downBias]], dxOut, a.act, dAct);
+    await projBack([['down', w.down, 'downBias', w.downBias]], dxOut, act, dAct);
     const dGU = tmp(N * 2 * I);
     wk.siluMulBackward(dAct, a.gu, dGU, N, I);
     const dxn2 = tmp(N * H);
-    await projBack([['gate', w.gate, 'gateBias', w.gateBias], ['up', w.up, 'upBias', w.upBias]], dGU, a.xn2, dxn2);
+    await projBack([['gate', w.gate, 'gateBias', w.gateBias], ['up', w.up, 'upBias', w.upBias]], dGU, xn2, dxn2);
     const dPost = weightGrads ? new Float32Array(H) : null;
     wk.rmsnormBackward(dxn2, a.xMid, this.vec(w.postNorm), a.rstd2, dxMid, dPost, N, H);
     if (dPost) hand('postNorm', dPost);
@@ -659,7 +685,7 @@ export class LlamaRunner {
     wk.rope(dQKV, pos, tables.cos, tables.sin, N, nH, d, true, width);
     wk.rope(dQKV.subarray(qW), pos, tables.cos, tables.sin, N, nKV, d, true, width);
     const dxn1 = tmp(N * H);
-    await projBack([['q', w.q, 'qBias', w.qBias], ['k', w.k, 'kBias', w.kBias], ['v', w.v, 'vBias', w.vBias]], dQKV, a.xn1, dxn1);
+    await projBack([['q', w.q, 'qBias', w.qBias], ['k', w.k, 'kBias', w.kBias], ['v', w.v, 'vBias', w.vBias]], dQKV, xn1, dxn1);
     const dxIn = dxMid; // residual path carries dx_mid through; add the norm branch
     const dIn = weightGrads ? new Float32Array(H) : null;
     wk.rmsnormBackward(dxn1, a.xIn, this.vec(w.inputNorm), a.rstd1, dxIn, dIn, N, H);

@@ -48,14 +48,15 @@ function blockElements(cfg: LlamaConfig, i: number): number {
 /** f32 elements one block keeps for its backward over B×T tokens (BlockActs in llama.ts). */
 export function blockActsElements(cfg: LlamaConfig, l: LayerShape, b: BatchShape): number {
   const N = b.B * b.T, H = cfg.hiddenSize, q = l.numHeads * cfg.headDim, kv = l.numKvHeads * cfg.headDim, I = l.intermediateSize;
-  // xIn xn1 xMid xn2, qh kh vh att, gate|up and act, rstd1/2, attention probabilities
-  return N * (4 * H + 2 * q + 2 * kv + 3 * I + 2) + b.B * l.numHeads * b.T * b.T;
+  // xIn xMid, qh kh vh att, gate|up, rstd1/2, attention probabilities (xn1, xn2 and act are recomputed)
+  return N * (2 * H + 2 * q + 2 * kv + 2 * I + 2) + b.B * l.numHeads * b.T * b.T;
 }
 
 /** f32 elements of one block's backward temporaries (dx copies, dAct, dGU, attention gradients). */
 function blockBackwardElements(cfg: LlamaConfig, l: LayerShape, b: BatchShape): number {
   const N = b.B * b.T, H = cfg.hiddenSize, q = l.numHeads * cfg.headDim, kv = l.numKvHeads * cfg.headDim, I = l.intermediateSize;
-  return N * (3 * H + 3 * I + 4 * q + 4 * kv) + 2 * b.B * l.numHeads * b.T * b.T;
+  // + the widest dY transposed for its weight gradients, the recomputed xn1, xn2 and act
+  return N * (3 * H + 3 * I + 4 * q + 4 * kv + Math.max(2 * I, q + 2 * kv, H) + 2 * H + I + 1) + 2 * b.B * l.numHeads * b.T * b.T;
 }
 
 /** Activation heap of one forward (mirrors LlamaRunner.workspaceBytes) plus the widened-weight scratch. */
@@ -101,7 +102,7 @@ export function taylorMemoryFor(cfg: LlamaConfig, weightBytes: number, batches: 
     backward = Math.max(backward, ...cfg.layers.map((l) => blockBackwardElements(cfg, l, b)));
     workspace = Math.max(workspace, workspaceBytes(cfg, b, true));
   }
-  // one batch: gradient row chunks reduced as they come (SINK_GRAD_ELEMENTS, with their dY columns);
+  // one batch: gradient row chunks reduced as they come (SINK_GRAD_ELEMENTS, and its slack);
   // several: one block's summed gradients besides
   const grads = 2 * SINK_GRAD_ELEMENTS + (batches.length > 1 ? Math.max(...cfg.layers.map((_, i) => blockElements(cfg, i))) : 0);
   return {

@@ -9,6 +9,7 @@
  * the inputs of block i+1 are computed (Wanda-sp) or not (FLAP).
  */
 import type { LlamaRunner } from '../model/llama.js';
+import * as wk from '../engine/wasm-kernels.js';
 import type { CalibBatch } from '../prune/calib-batch.js';
 
 /** Per-channel first and second moments of one projection's input. */
@@ -82,7 +83,9 @@ export class BlockWalker {
       const { B, T } = this.batches[i]!;
       const r = await this.run.block(li, this.xs[i]!, B, T, 0, { keep: true });
       accumulate(st.attn, r.acts!.att, B * T);
-      accumulate(st.mlp, r.acts!.act, B * T);
+      const I = shape.intermediateSize, gu = r.acts!.gu, act = new Float32Array(B * T * I);
+      wk.siluMul(gu, gu.subarray(I), act, B * T, I, 2 * I); // the MLP's activation, as the forward computed it from [gate | up]
+      accumulate(st.mlp, act, B * T);
       outs.push(r.x);
     }
     if (advance) { this.xs = outs; this.next++; }
