@@ -148,7 +148,7 @@ async function main(): Promise<void> {
     console.log(`[pplcrit] ours: ${ours.toFixed(2)} s (${(ours / fw).toFixed(2)} forwards, shared prefixes)`);
     const fp32 = torch ? anchorField(torch.python, modelDir, 'fp32', 'pplcrit', 'pplcrit_s') : null;
     const bf16 = torch && torchBf16 ? anchorField(torch.python, modelDir, 'bf16', 'pplcrit', 'pplcrit_s') : null;
-    r.pplcrit = { label: `ppl criterion (${plural(layers, 'removal')}, ${B}×${T})`, ours, oursForward: fw, fp32, bf16 };
+    r.pplcrit = { label: `ppl criterion (${plural(layers, 'removal')}, ${B}×${T})`, ours, oursForward: fw, fp32, bf16, bf16NotPeer: bf16Note !== null };
   }
   if (has('decode')) {
     // the bound first: bandwidth / bytes of weights one decode step reads

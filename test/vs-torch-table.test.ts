@@ -66,6 +66,16 @@ test('rows without torch: "–" in the peer columns, verdicts only where ours de
   ]);
 });
 
+test('ppl criterion where PyTorch bf16 is no peer (no bf16 hardware): judged against fp32', () => {
+  const [faster] = vsTorchRows({ pplcrit: { ...full.pplcrit!, bf16: null, bf16NotPeer: true } });
+  assert.equal(faster!.verdict, 'pass'); // 300 s vs 100 s
+  assert.match(faster!.target, /than fp32/);
+  const [slower] = vsTorchRows({ pplcrit: { ...full.pplcrit!, ours: 400, bf16: null, bf16NotPeer: true } });
+  assert.equal(slower!.verdict, 'fail');
+  const [unknown] = vsTorchRows({ pplcrit: { ...full.pplcrit!, bf16: null } }); // bf16 failed to run: undecided
+  assert.equal(unknown!.verdict, '–');
+});
+
 test('markdown: a header, an alignment row and one row per workload with seven cells', () => {
   const md = rowsMarkdown(vsTorchRows(full));
   const lines = md.trimEnd().split('\n');
