@@ -26,16 +26,17 @@ import { keepMask } from '../util/rng.js';
 
 /** What one block saves for its backward. */
 /**
- * What a block's backward needs from its forward. The normed inputs and the MLP's activation are
- * not kept: the backward recomputes them (elementwise, bit for bit the forward's), which saves a
- * third of the kept memory and of the copies into fresh pages that keeping them costs.
+ * What a block's backward needs from its forward. Above RECOMPUTE_MIN_BYTES, the normed inputs and
+ * the MLP's activation are not kept: the backward recomputes them (elementwise, bit for bit the
+ * forward's), which saves a third of the kept memory and of the copies into fresh pages that
+ * keeping them costs. Small blocks keep them (recomputing cost the default model's training 5-10%).
  */
 export interface BlockActs {
-  xIn: Float32Array; rstd1: Float32Array;
+  xIn: Float32Array; rstd1: Float32Array; xn1?: Float32Array;
   attn: AttnSaved; att: Float32Array;
-  xMid: Float32Array; rstd2: Float32Array;
+  xMid: Float32Array; rstd2: Float32Array; xn2?: Float32Array;
   /** gate and up projections, rows [gate | up] */
-  gu: Float32Array;
+  gu: Float32Array; act?: Float32Array;
   /** LoRA dropout masks and A-projections, per adapted projection */
   lora: Partial<Record<LoraTarget, LoraSaved>>;
 }
@@ -69,6 +70,10 @@ export type GradSink = (name: BlockWeightName | BlockBiasName, row0: number, g: 
  * at 100-108 (2 cores, AVX2).
  */
 const DW_CHUNK_ROWS = 2816;
+/** a block's forward keeps xn1, xn2 and act when they take fewer bytes than this (see BlockActs) */
+export const RECOMPUTE_MIN_BYTES = 16 << 20;
+/** weight gradients of at least this many multiply-adds run over dY transposed (see projBack) */
+const DW_TRANSPOSE_MIN_MACS = 1 << 28;
 
 /** Elements of a weight gradient computed per GEMM when a sink takes them (64 MB at most). */
 export const SINK_GRAD_ELEMENTS = 1 << 24;
@@ -348,6 +353,7 @@ export class LlamaRunner {
     return {
       xIn: x, rstd1, attn: { qh: own(qh), kh: own(kh), vh: own(vh), probs: own(probs), dims }, att: own(att),
       xMid: own(xMid), rstd2, gu: own(gu), lora: loraSave,
+      ...(4 * N * (2 * H + I) < RECOMPUTE_MIN_BYTES ? { xn1: own(xn1), xn2: own(xn2), act: own(act) } : {}),
     };
   }
 
@@ -573,8 +579,8 @@ export class LlamaRunner {
   private backwardWorkspaceBytes(li: number, B: number, T: number, S: number): number {
     const c = this.config, l = c.layers[li]!, N = B * T, H = c.hiddenSize, I = l.intermediateSize;
     const q = l.numHeads * c.headDim, kv = l.numKvHeads * c.headDim, P = B * l.numHeads * T * S;
-    // + the recomputed xn1, xn2, act and a rstd row
-    const temps = N * (3 * I + 2 * H + 3 * q + 2 * (q + 2 * kv) + 1) + P + N * (2 * H + I + 1);
+    // + the recomputed xn1, xn2, act and rstd rows
+    const temps = N * (3 * I + 2 * H + 3 * q + 2 * (q + 2 * kv) + 1) + P + N * (2 * H + I + 2);
     const columns = N * Math.max(I, q, kv, H);
     const transposed = N * Math.max(2 * I, q + 2 * kv, H);
     const staging = N * 2 * I + P;
@@ -611,13 +617,20 @@ export class LlamaRunner {
         // (and, for a sink, SINK_GRAD_ELEMENTS), each chunk's GEMM writing its rows of dW; a sink
         // is handed each chunk part by part, its buffer reused.
         const mark = heap.mark();
-        const dYT = transposeInto(dY, N, width, tmp(N * width));
-        const chunks = Math.max(Math.ceil(width / DW_CHUNK_ROWS), sink ? Math.ceil((width * inW) / SINK_GRAD_ELEMENTS) : 1);
+        // small products: one transA GEMM over dY as it is (a transposed copy would cost more than it saves)
+        const transposed = N * width * inW >= DW_TRANSPOSE_MIN_MACS;
+        const dYT = transposed ? transposeInto(dY, N, width, tmp(N * width)) : dY;
+        const chunks = Math.max(transposed ? Math.ceil(width / DW_CHUNK_ROWS) : 1, sink ? Math.ceil((width * inW) / SINK_GRAD_ELEMENTS) : 1);
         const rows = Math.ceil(width / chunks);
         const dW = sink ? tmp(Math.min(rows, width) * inW) : new Float32Array(width * inW);
         for (let r0 = 0; r0 < width; r0 += rows) {
           const rc = Math.min(rows, width - r0), dWc = sink ? dW.subarray(0, rc * inW) : dW.subarray(r0 * inW, (r0 + rc) * inW);
-          await this.be.gemm({ a: dYT.subarray(r0 * N, (r0 + rc) * N), b: x, c: dWc, m: rc, n: inW, k: N });
+          if (transposed) await this.be.gemm({ a: dYT.subarray(r0 * N, (r0 + rc) * N), b: x, c: dWc, m: rc, n: inW, k: N });
+          else {
+            const m2 = heap.mark();
+            await this.be.gemm({ a: rc === width ? dY : columns(dY, N, width, r0, rc, tmp(N * rc)), b: x, c: dWc, m: rc, n: inW, k: N, transA: true });
+            heap.release(m2); // the column copy is done with
+          }
           if (!sink) continue;
           let off = 0;
           for (const [t, W] of parts) {
@@ -648,10 +661,10 @@ export class LlamaRunner {
 
     // what the forward did not keep, recomputed by the same kernels on the same inputs
     const eps = cfg.rmsNormEps;
-    const xn1 = tmp(N * H), xn2 = tmp(N * H), act = tmp(N * I), rstdTmp = tmp(N);
-    wk.rmsnormForward(a.xIn, this.vec(w.inputNorm), xn1, rstdTmp, N, H, eps);
-    wk.rmsnormForward(a.xMid, this.vec(w.postNorm), xn2, rstdTmp, N, H, eps);
-    wk.siluMul(a.gu, a.gu.subarray(I), act, N, I, 2 * I);
+    let { xn1, xn2, act } = a;
+    if (!xn1) wk.rmsnormForward(a.xIn, this.vec(w.inputNorm), xn1 = tmp(N * H), tmp(N), N, H, eps);
+    if (!xn2) wk.rmsnormForward(a.xMid, this.vec(w.postNorm), xn2 = tmp(N * H), tmp(N), N, H, eps);
+    if (!act) wk.siluMul(a.gu, a.gu.subarray(I), act = tmp(N * I), N, I, 2 * I);
 
     // MLP: x_out = x_mid + down(act)
     const dxMid = this.keptF32(dxOut.length);

@@ -19,7 +19,7 @@ import { residentWeightBytes } from '../engine/resident.js';
 import type { LlamaModel } from './weights.js';
 import { namedParameters, blockShapes } from './weights.js';
 import type { MemoryEstimate } from '../util/memory.js';
-import { KEEP_LOGITS_MAX, SINK_GRAD_ELEMENTS } from './llama.js';
+import { KEEP_LOGITS_MAX, SINK_GRAD_ELEMENTS, RECOMPUTE_MIN_BYTES } from './llama.js';
 
 /** f32 logits a forward that keeps activations keeps for its backward (small heads only). */
 function keptLogits(cfg: LlamaConfig, N: number): number {
@@ -48,8 +48,9 @@ function blockElements(cfg: LlamaConfig, i: number): number {
 /** f32 elements one block keeps for its backward over B×T tokens (BlockActs in llama.ts). */
 export function blockActsElements(cfg: LlamaConfig, l: LayerShape, b: BatchShape): number {
   const N = b.B * b.T, H = cfg.hiddenSize, q = l.numHeads * cfg.headDim, kv = l.numKvHeads * cfg.headDim, I = l.intermediateSize;
-  // xIn xMid, qh kh vh att, gate|up, rstd1/2, attention probabilities (xn1, xn2 and act are recomputed)
-  return N * (2 * H + 2 * q + 2 * kv + 2 * I + 2) + b.B * l.numHeads * b.T * b.T;
+  // xIn xMid, qh kh vh att, gate|up, rstd1/2, attention probabilities; xn1, xn2 and act when small
+  const normedAndAct = N * (2 * H + I);
+  return N * (2 * H + 2 * q + 2 * kv + 2 * I + 2) + (F32 * normedAndAct < RECOMPUTE_MIN_BYTES ? normedAndAct : 0) + b.B * l.numHeads * b.T * b.T;
 }
 
 /** f32 elements of one block's backward temporaries (dx copies, dAct, dGU, attention gradients). */

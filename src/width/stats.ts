@@ -83,8 +83,9 @@ export class BlockWalker {
       const { B, T } = this.batches[i]!;
       const r = await this.run.block(li, this.xs[i]!, B, T, 0, { keep: true });
       accumulate(st.attn, r.acts!.att, B * T);
-      const I = shape.intermediateSize, gu = r.acts!.gu, act = new Float32Array(B * T * I);
-      wk.siluMul(gu, gu.subarray(I), act, B * T, I, 2 * I); // the MLP's activation, as the forward computed it from [gate | up]
+      const I = shape.intermediateSize, gu = r.acts!.gu;
+      let act = r.acts!.act;
+      if (!act) wk.siluMul(gu, gu.subarray(I), act = new Float32Array(B * T * I), B * T, I, 2 * I); // not kept: as the forward computed it from [gate | up]
       accumulate(st.mlp, act, B * T);
       outs.push(r.x);
     }
