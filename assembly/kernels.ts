@@ -430,6 +430,26 @@ export function lora_add(y: usize, ldy: i32, xa: usize, bt: usize, n: i32, out: 
   for (let i = 0; i < n; i++) {
     const yr = y + (<usize>i * <usize>ldy << 2), xr = xa + (<usize>i * <usize>r << 2);
     let j = 0;
+    // 32 columns at a time: eight independent sums hide the add latency (r is small, ~8)
+    for (; j + 32 <= out; j += 32) {
+      const o = <usize>j << 2, yo = yr + o;
+      let a0 = v128.load(yo), a1 = v128.load(yo, 16), a2 = v128.load(yo, 32), a3 = v128.load(yo, 48);
+      let a4 = v128.load(yo, 64), a5 = v128.load(yo, 80), a6 = v128.load(yo, 96), a7 = v128.load(yo, 112);
+      for (let k = 0; k < r; k++) {
+        const xk = v128.load32_splat(xr + (<usize>k << 2));
+        const b = bt + <usize>k * rowB + o;
+        a0 = f32x4.add(a0, f32x4.mul(xk, v128.load(b)));
+        a1 = f32x4.add(a1, f32x4.mul(xk, v128.load(b, 16)));
+        a2 = f32x4.add(a2, f32x4.mul(xk, v128.load(b, 32)));
+        a3 = f32x4.add(a3, f32x4.mul(xk, v128.load(b, 48)));
+        a4 = f32x4.add(a4, f32x4.mul(xk, v128.load(b, 64)));
+        a5 = f32x4.add(a5, f32x4.mul(xk, v128.load(b, 80)));
+        a6 = f32x4.add(a6, f32x4.mul(xk, v128.load(b, 96)));
+        a7 = f32x4.add(a7, f32x4.mul(xk, v128.load(b, 112)));
+      }
+      v128.store(yo, a0); v128.store(yo, a1, 16); v128.store(yo, a2, 32); v128.store(yo, a3, 48);
+      v128.store(yo, a4, 64); v128.store(yo, a5, 80); v128.store(yo, a6, 96); v128.store(yo, a7, 112);
+    }
     for (; j + 8 <= out; j += 8) {
       const o = <usize>j << 2;
       let a0 = v128.load(yr + o), a1 = v128.load(yr + o, 16);
@@ -454,6 +474,45 @@ export function lora_add(y: usize, ldy: i32, xa: usize, bt: usize, n: i32, out: 
 /** Four mask bytes at m as 0.0/1.0 floats. */
 @inline function mask4(m: usize): v128 {
   return f32x4.convert_i32x4_u(i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(v128.load32_zero(m))));
+}
+
+/**
+ * A dropout keep-mask of n bytes from the mulberry32 stream of `seed`: 0 where the draw (a u32)
+ * is below `threshold` = ceil(drop * 2^32), else 1. The same stream as util/rng.ts keepMask.
+ */
+export function keep_mask(mask: usize, n: i32, threshold: u64, seed: u32): void {
+  let a = seed;
+  let i = 0;
+  if (threshold < 0x100000000) {
+    // sixteen draws at a time, four lanes each: lane j of step s draws a_(16s + 4v + j + 1)
+    const c = i32x4.splat(0x6d2b79f5), thr = i32x4.splat(<i32>threshold), one = i8x16.splat(1);
+    let av = i32x4.mul(i32x4(1, 2, 3, 4), c);
+    av = i32x4.add(av, i32x4.splat(<i32>a));
+    const step4 = i32x4.mul(i32x4.splat(4), c);
+    for (; i + 16 <= n; i += 16) {
+      const k0 = keep4(av, thr); av = i32x4.add(av, step4);
+      const k1 = keep4(av, thr); av = i32x4.add(av, step4);
+      const k2 = keep4(av, thr); av = i32x4.add(av, step4);
+      const k3 = keep4(av, thr); av = i32x4.add(av, step4);
+      // lanes are all-ones (kept) or zero: narrow to bytes and keep the low bit
+      const b = i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(k0, k1), i16x8.narrow_i32x4_s(k2, k3));
+      v128.store(mask + <usize>i, v128.and(b, one));
+    }
+    a += <u32>i * 0x6d2b79f5;
+  }
+  for (; i < n; i++) {
+    a += 0x6d2b79f5;
+    let t = (a ^ (a >>> 15)) * (a | 1);
+    t ^= t + (t ^ (t >>> 7)) * (t | 61);
+    store<u8>(mask + <usize>i, <u64>(t ^ (t >>> 14)) >= threshold ? 1 : 0);
+  }
+}
+
+/** mulberry32's output for four states, compared with the threshold: all-ones where kept. */
+@inline function keep4(a: v128, thr: v128): v128 {
+  let t = i32x4.mul(v128.xor(a, i32x4.shr_u(a, 15)), v128.or(a, i32x4.splat(1)));
+  t = v128.xor(t, i32x4.add(t, i32x4.mul(v128.xor(t, i32x4.shr_u(t, 7)), v128.or(t, i32x4.splat(61)))));
+  return i32x4.ge_u(v128.xor(t, i32x4.shr_u(t, 14)), thr);
 }
 
 /** out = x * mask * s (LoRA dropout with keep-scale s); out may alias x. */

@@ -21,7 +21,7 @@ import { generate } from '../src/model/generate.js';
 import { scoreModelDir, scoreJson, pruneModelDir } from '../src/prune/pipeline.js';
 import { trainCpt } from '../src/train/cpt.js';
 import { trainLora } from '../src/train/lora.js';
-import { perplexity, pplWindows } from '../src/eval/ppl.js';
+import { modelPerplexity, pplWindows } from '../src/eval/ppl.js';
 import { sampleQuality, readsAsText } from '../src/eval/sample-quality.js';
 import { brownSplit, brownDocuments, brownSplitOf } from '../src/data/brown.js';
 import { DEFAULT_CORPUS_DESCRIPTION } from '../src/data/default-corpus.js';
@@ -33,8 +33,8 @@ import { argNumber } from '../src/util/args.js';
 const t00 = performance.now();
 const MODEL = projectDir('assets', 'default');
 const OUT = projectDir('runs', 'demo');
-const cptSteps = argNumber('cpt-steps', 150);
-const loraSteps = argNumber('lora-steps', 50);
+const cptSteps = argNumber('cpt-steps', 100);
+const loraSteps = argNumber('lora-steps', 25);
 const evalWindows = argNumber('eval-windows', 160);
 const ratio = 0.25;
 fs.rmSync(OUT, { recursive: true, force: true });
@@ -49,7 +49,7 @@ const tok = loadTokenizer(MODEL);
 const testWindows = pplWindows(brownSplit('test'), tok, 128, 'first').slice(0, evalWindows);
 const dataset = `brown-test[:${testWindows.length}x128]`;
 async function testPpl(dir: string, label: string, removed: number, criterion: string | undefined, retraining: string): Promise<number> {
-  const r = await perplexity(new LlamaRunner(loadModel(dir)), testWindows, 16);
+  const r = await modelPerplexity(loadModel(dir), testWindows, 16);
   save(`ppl-${label}.json`, { kind: 'ppl', model: dir, label, removedBlocks: removed, criterion, retraining, dataset, ppl: r.ppl, nll: r.nll, tokens: r.tokens });
   console.log(`   ${label.padEnd(24)} test PPL ${r.ppl.toFixed(2)}  (Brown test, ${testWindows.length} windows of 128 tokens)`);
   return r.ppl;
@@ -85,7 +85,7 @@ const brownTrain = brownDocuments().filter((d) => brownSplitOf(d.id) === 'train'
 const cptData = path.join(OUT, 'brown-train.jsonl');
 fs.writeFileSync(cptData, brownTrain.map((text) => JSON.stringify({ text })).join('\n') + '\n');
 const loraData = path.join(OUT, 'lora-text.jsonl');
-fs.writeFileSync(loraData, textRecords(brownTrain, 500, 4000).map((text) => JSON.stringify({ text })).join('\n') + '\n');
+fs.writeFileSync(loraData, textRecords(brownTrain, 500, 1000).map((text) => JSON.stringify({ text })).join('\n') + '\n');
 
 interface Variant { label: string; criterion: string; retraining: 'none' | 'cpt' | 'lora'; dir: string; removed: number[]; params: number; ppl: number }
 const variants: Variant[] = [];
@@ -106,13 +106,13 @@ for (const criterion of ['ppl', 'taylor'] as const) {
 
   step(`retrain with continued pretraining: ${cptSteps} steps x 16 x 128 tokens of Brown train, every weight (${name}-pruned)`);
   const cptDir = path.join(OUT, `cpt-${criterion}`);
-  await trainCpt({ model: dir, data: [cptData], out: cptDir, maxSteps: cptSteps, seqLen: 128, batchSize: 16, microBatch: 16, lr: 4e-4, warmup: 4, saveEvery: 1000, label: `${criterion}-pruned-cpt`, final: 'last', force: true, valSeqs: 16 });
+  await trainCpt({ model: dir, data: [cptData], out: cptDir, maxSteps: cptSteps, seqLen: 128, batchSize: 16, microBatch: 8, lr: 4e-4, warmup: 4, saveEvery: 1000, label: `${criterion}-pruned-cpt`, final: 'last', force: true, valSeqs: 16 });
   const cptModel = path.join(cptDir, 'model');
   variants.push({ ...common, label: `${criterion}-pruned-cpt`, retraining: 'cpt', dir: cptModel, ppl: await testPpl(cptModel, `${criterion}-pruned-cpt`, p.removed.length, criterion, 'cpt') });
 
   step(`retrain with LoRA: ${loraSteps} steps x 16 records of Brown train, rank 8 on every projection, base frozen (${name}-pruned)`);
   const loraDir = path.join(OUT, `lora-${criterion}`);
-  await trainLora({ model: dir, data: loraData, out: loraDir, maxSteps: loraSteps, batchSize: 16, microBatch: 16, lr: 5e-3, warmup: 4, cutoff: 128, r: 8, alpha: 16, dropout: 0.05, saveEvery: 1000, valSize: 64, label: `${criterion}-pruned-lora`, final: 'last', force: true, merge: true });
+  await trainLora({ model: dir, data: loraData, out: loraDir, maxSteps: loraSteps, batchSize: 16, microBatch: 8, lr: 5e-3, warmup: 4, cutoff: 128, r: 8, alpha: 16, dropout: 0.05, saveEvery: 1000, valSize: 64, label: `${criterion}-pruned-lora`, final: 'last', force: true, merge: true });
   const loraModel = path.join(loraDir, 'merged');
   variants.push({ ...common, label: `${criterion}-pruned-lora`, retraining: 'lora', dir: loraModel, ppl: await testPpl(loraModel, `${criterion}-pruned-lora`, p.removed.length, criterion, 'lora') });
 }

@@ -11,7 +11,7 @@ import { toHeads as toHeadsRef, fromHeads as fromHeadsRef } from '../src/model/a
 import { widenBf16 as widenBf16Ref, widenF16 as widenF16Ref, toBf16Bits } from '../src/engine/dtype.js';
 import { activationHeap } from '../src/engine/wasm/heap.js';
 import { assertClose } from './fixtures.js';
-import { mulberry32 } from '../src/util/rng.js';
+import { mulberry32, keepMask } from '../src/util/rng.js';
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { KERNELS_SOURCE_SHA256 } from '../src/engine/wasm/kernels-wasm.js';
@@ -254,7 +254,7 @@ test('the embedded wasm was built from the current assembly/ sources (else: node
 });
 
 bothPaths('LoRA delta y += xa B^T into a strided output', (al) => {
-  const n = 7, out = 29, r = 8, ldy = 40; // out not a multiple of 8: the scalar tail runs too
+  const n = 7, out = 77, r = 8, ldy = 80; // 2 x 32 + 8 + 5 columns: every path of the kernel runs
   const y0 = rand(n * ldy), xa = rand(n * r), B = rand(out * r); // B [out, r]
   const bt = new Float32Array(r * out);
   for (let j = 0; j < out; j++) for (let k = 0; k < r; k++) bt[k * out + j] = B[j * r + k]!;
@@ -270,6 +270,14 @@ bothPaths('LoRA delta y += xa B^T into a strided output', (al) => {
   const y = al(y0);
   wk.loraAdd(y, ldy, al(xa), al(bt), n, out, r);
   assertClose(y, expect, 1e-6, 1e-6, 'wasm');
+});
+
+test('the WebAssembly keep-mask is util/rng keepMask, byte for byte', () => {
+  for (const [n, drop, seed] of [[1000, 0.05, 7], [4099, 0.3, 4294967295], [64, 0, 1], [64, 1, 2], [333, 0.5, 0]] as const) {
+    const want = keepMask(n, drop, seed), got = wk.keepMask(n, drop, seed);
+    assert.deepEqual(got, want, `n ${n} drop ${drop} seed ${seed}`);
+  }
+  assert.equal(wk.keepMask(64, 1, 3).reduce((a, b) => a + b, 0), 0, 'drop 1: nothing kept');
 });
 
 bothPaths('LoRA dropout and its backward with a byte mask', (al) => {

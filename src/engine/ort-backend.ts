@@ -108,6 +108,9 @@ export class OrtBackend implements Backend {
   /** A^T for transA products (reused; calls are serialized) */
   private transposed = new Float32Array(0);
 
+  /** plain copies of SharedArrayBuffer-backed operands (A, B, C), reused; see plain() */
+  private staging: Float32Array[] = [new Float32Array(0), new Float32Array(0), new Float32Array(0)];
+
   /** tail of the queue of calls (the scratch heap is reused by each) */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -139,11 +142,24 @@ export class OrtBackend implements Backend {
     return s;
   }
 
+  /**
+   * `a` itself, or a copy in a reused plain array when it lives in a SharedArrayBuffer (weights
+   * shared with data-parallel replicas): onnxruntime-node's tensors take only plain ArrayBuffers.
+   */
+  private plain(a: Float32Array, slot: 0 | 1 | 2, copy = true): Float32Array {
+    if (!(a.buffer instanceof SharedArrayBuffer)) return a;
+    let s = this.staging[slot]!;
+    if (s.length < a.length) s = this.staging[slot] = new Float32Array(a.length);
+    const v = s.subarray(0, a.length);
+    if (copy) v.set(a);
+    return v;
+  }
+
   /** The B operand as f32: an f32 array as is, anything else widened/stacked into the scratch heap. */
   private weightF32(b: BOperand): Float32Array {
-    if (b instanceof Float32Array) return b;
+    if (b instanceof Float32Array) return this.plain(b, 1);
     const parts = Array.isArray(b) ? b : [b];
-    if (parts.length === 1 && !(parts[0] instanceof Float32Array) && parts[0]!.dtype === 'f32') return parts[0]!.data as Float32Array;
+    if (parts.length === 1 && !(parts[0] instanceof Float32Array) && parts[0]!.dtype === 'f32') return this.plain(parts[0]!.data as Float32Array, 1);
     const total = parts.reduce((s, p) => s + (p instanceof Float32Array ? p.length : p.data.length), 0);
     const H = this.heap;
     H.release(0);
@@ -270,17 +286,19 @@ export class OrtBackend implements Backend {
     const sess = await this.session(`gemm:${+transA}${+transB}${+acc}`, () => gemmGraph(transA, transB, acc));
     const b = this.weightF32(x.b);
     const feeds: Record<string, ort.Tensor> = {
-      A: new ort.Tensor('float32', x.a.subarray(0, x.m * x.k), transA ? [x.k, x.m] : [x.m, x.k]),
+      A: new ort.Tensor('float32', this.plain(x.a.subarray(0, x.m * x.k), 0), transA ? [x.k, x.m] : [x.m, x.k]),
       B: new ort.Tensor('float32', b.subarray(0, x.n * x.k), transB ? [x.n, x.k] : [x.k, x.n]),
     };
     const c = x.c.subarray(0, x.m * x.n);
     if (acc) {
       // Y = A B + C: C is an input here, so the result cannot be written over it in place
-      feeds['C'] = new ort.Tensor('float32', c, [x.m, x.n]);
+      feeds['C'] = new ort.Tensor('float32', this.plain(c, 2), [x.m, x.n]);
       const out = await sess.run(feeds);
       c.set(out['Y']!.data as Float32Array);
     } else {
-      await sess.run(feeds, { Y: new ort.Tensor('float32', c, [x.m, x.n]) });
+      const y = this.plain(c, 2, false);
+      await sess.run(feeds, { Y: new ort.Tensor('float32', y, [x.m, x.n]) });
+      if (y !== c) c.set(y);
     }
   }
 
@@ -292,10 +310,12 @@ export class OrtBackend implements Backend {
   private async bmmNow(x: BmmArgs): Promise<void> {
     const transA = x.transA ?? false, transB = x.transB ?? false;
     const sess = await this.session(`bmm:${+transA}${+transB}`, () => bmmGraph(transA, transB));
+    const c = x.c.subarray(0, x.batch * x.m * x.n), y = this.plain(c, 2, false);
     await sess.run({
-      A: new ort.Tensor('float32', x.a.subarray(0, x.batch * x.m * x.k), transA ? [x.batch, x.k, x.m] : [x.batch, x.m, x.k]),
-      B: new ort.Tensor('float32', x.b.subarray(0, x.batch * x.k * x.n), transB ? [x.batch, x.n, x.k] : [x.batch, x.k, x.n]),
-    }, { Y: new ort.Tensor('float32', x.c.subarray(0, x.batch * x.m * x.n), [x.batch, x.m, x.n]) });
+      A: new ort.Tensor('float32', this.plain(x.a.subarray(0, x.batch * x.m * x.k), 0), transA ? [x.batch, x.k, x.m] : [x.batch, x.m, x.k]),
+      B: new ort.Tensor('float32', this.plain(x.b.subarray(0, x.batch * x.k * x.n), 1), transB ? [x.batch, x.n, x.k] : [x.batch, x.k, x.n]),
+    }, { Y: new ort.Tensor('float32', y, [x.batch, x.m, x.n]) });
+    if (y !== c) c.set(y);
   }
 }
 

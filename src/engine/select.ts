@@ -13,19 +13,23 @@ class AutoBackend implements Backend {
   private be: Backend | null = null;
   private loading: Promise<Backend> | null = null;
 
+  /** threads: GEMM threads (default: all cores) */
+  constructor(private threads?: number) {}
+
   get name(): string { return this.be?.name ?? 'auto'; }
 
   private resolve(): Promise<Backend> {
     return (this.loading ??= (async () => {
       const want = process.env['SHORTENED_BACKEND'];
       if (want === 'js') return (this.be = jsBackend);
-      if (want === 'wasm') return (this.be = new WasmBackend());
+      const threads = this.threads;
+      if (want === 'wasm') return (this.be = new WasmBackend({ threads }));
       try {
         const { OrtBackend } = await import('./ort-backend.js');
-        return (this.be = new OrtBackend());
+        return (this.be = new OrtBackend({ threads }));
       } catch (e) {
         if (want === 'ort') throw e;
-        return (this.be = new WasmBackend());
+        return (this.be = new WasmBackend({ threads }));
       }
     })());
   }
@@ -39,4 +43,15 @@ let defaultBackend: Backend | null = null;
 /** The process-wide default backend. */
 export function getBackend(): Backend {
   return (defaultBackend ??= new AutoBackend());
+}
+
+/** A backend of its own that runs each GEMM on `threads` threads (data-parallel replicas use 1 each). */
+export function backendWithThreads(threads: number): Backend {
+  return new AutoBackend(threads);
+}
+
+/** Whether the native GEMM backend (onnxruntime-node) can load here. */
+export async function nativeBackendLoads(): Promise<boolean> {
+  if (process.env['SHORTENED_BACKEND'] === 'wasm' || process.env['SHORTENED_BACKEND'] === 'js') return false;
+  try { await import('./ort-backend.js'); return true; } catch { return false; }
 }

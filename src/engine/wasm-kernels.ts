@@ -178,6 +178,14 @@ export function loraAdd(y: Float32Array, ldy: number, xa: Float32Array, bt: Floa
     (k, [py, px, pb]) => k.lora_add(py!, ldy, px!, pb!, n, out, r));
 }
 
+/** A dropout keep-mask: util/rng.ts keepMask's bytes (the same mulberry32 stream), five times faster. */
+export function keepMask(n: number, drop: number, seed: number): Uint8Array {
+  const mask = new Uint8Array(n);
+  const threshold = BigInt(Math.ceil(drop * 4294967296));
+  run([{ a: mask, n, read: false, write: true }], (k, [pm]) => k.keep_mask(pm!, n, threshold, seed >>> 0));
+  return mask;
+}
+
 /** out = x * mask * s; see kernels.dropoutApply. */
 export function dropoutApply(x: Float32Array, mask: Uint8Array, s: number, out: Float32Array, n: number): void {
   run([{ a: x, n }, { a: mask, n }, { a: out, n, read: false, write: true }], (k, [px, pm, po]) => k.dropout_apply(px!, pm!, s, po!, n));

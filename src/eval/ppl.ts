@@ -7,7 +7,11 @@
 import fs from 'node:fs';
 import { UserError } from '../util/errors.js';
 import type { TextTokenizer } from '../io/tokenizer.js';
-import type { LlamaRunner } from '../model/llama.js';
+import { LlamaRunner } from '../model/llama.js';
+import type { LlamaModel } from '../model/weights.js';
+import { forwardMemory } from '../model/memory.js';
+import { backendWithThreads } from '../engine/select.js';
+import { Replicas, replicaWorkers, shareWeights } from '../train/replicas.js';
 
 export type BosMode = 'first' | 'every' | 'none';
 
@@ -50,7 +54,7 @@ export interface RowNll {
 }
 
 /** Mean next-token NLL over all rows (each row scored on its own), in batches of equal-length rows. */
-export async function perplexity(run: LlamaRunner | RowNll, rows: number[][], batchSize = 8, onProgress?: (done: number, total: number) => void): Promise<PplResult> {
+export async function perplexity(run: LlamaRunner | RowNll, rows: number[][], batchSize = 8, onProgress?: (done: number, total: number) => void, replicas?: Replicas): Promise<PplResult> {
   if (rows.length === 0) throw new UserError('nothing to score: no token rows');
   let sum = 0, count = 0, done = 0;
   if ('rowNll' in run) {
@@ -67,17 +71,47 @@ export async function perplexity(run: LlamaRunner | RowNll, rows: number[][], ba
     if (r.length < 2) throw new UserError(`a row of ${r.length} token(s) has nothing to predict`);
     byLen.set(r.length, [...(byLen.get(r.length) ?? []), r]);
   }
+  const R = replicas?.size ?? 1;
   for (const [T, rs] of byLen) {
-    for (let i = 0; i < rs.length; i += batchSize) {
-      const batch = rs.slice(i, i + batchSize);
-      const res = await run.forward(Int32Array.from(batch.flat()), batch.length, T);
-      if (!Number.isFinite(res.loss!)) throw new UserError(`the model's loss is ${res.loss} on rows ${done + 1}-${done + batch.length} of ${rows.length}: its activations overflowed (no perplexity to report)`);
-      sum += res.loss! * res.count!;
-      count += res.count!;
-      done += batch.length;
-      onProgress?.(done, rows.length);
+    for (let i = 0; i < rs.length; i += batchSize * R) {
+      // up to one batch per replica at a time, summed in batch order (the serial loop's sums)
+      const group: number[][][] = [];
+      for (let j = 0; j < R && i + j * batchSize < rs.length; j++) group.push(rs.slice(i + j * batchSize, i + (j + 1) * batchSize));
+      const scored = await Promise.all(group.map(async (batch, j) => {
+        const ids = Int32Array.from(batch.flat());
+        if (j > 0) return replicas!.nll(j, ids, batch.length, T);
+        const res = await run.forward(ids, batch.length, T);
+        return { sum: res.loss! * res.count!, count: res.count! };
+      }));
+      scored.forEach(({ sum: s, count: c }, j) => {
+        const batch = group[j]!;
+        if (!Number.isFinite(s)) throw new UserError(`the model's loss is ${s / c} on rows ${done + 1}-${done + batch.length} of ${rows.length}: its activations overflowed (no perplexity to report)`);
+        sum += s;
+        count += c;
+        done += batch.length;
+        onProgress?.(done, rows.length);
+      });
     }
   }
   const nll = sum / count;
   return { ppl: Math.exp(nll), nll, tokens: count, windows: rows.length };
+}
+
+/**
+ * perplexity() of a model, its batches spread over data-parallel replicas where the model is small
+ * (train/replicas.ts: the same sums as one runner gives, about 1.4x sooner on 2 cores). Moves the
+ * model's weights into shared memory.
+ */
+export async function modelPerplexity(model: LlamaModel, rows: number[][], batchSize = 8, onProgress?: (done: number, total: number) => void): Promise<PplResult> {
+  const T = Math.max(2, ...rows.map((r) => r.length));
+  const est = forwardMemory(model.config, 0, { B: Math.min(batchSize, rows.length), T });
+  const workers = await replicaWorkers(model.config, Math.ceil(rows.length / batchSize), est, 0);
+  if (workers === 0) return perplexity(new LlamaRunner(model), rows, batchSize, onProgress);
+  shareWeights(model, []);
+  const replicas = await Replicas.start(workers, { model, adapters: null, grads: {} });
+  try {
+    return await perplexity(new LlamaRunner(model, backendWithThreads(1)), rows, batchSize, onProgress, replicas);
+  } finally {
+    await replicas.close();
+  }
 }

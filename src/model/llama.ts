@@ -12,7 +12,7 @@
 import type { Backend } from '../engine/backend.js';
 import { getBackend } from '../engine/select.js';
 import { type Tensor, toF32, rowsToF32 } from '../engine/tensor.js';
-import { addBias, biasBackward, transposeInto } from '../engine/kernels.js';
+import { addBias, biasBackward, transposeInto, addTransposed } from '../engine/kernels.js';
 import * as wk from '../engine/wasm-kernels.js';
 import { withActivationHeap, type WasmHeap } from '../engine/wasm/heap.js';
 import { attentionForward, attentionBackward, type AttnSaved } from './attention.js';
@@ -22,7 +22,6 @@ import type { LoraAdapters, LoraPair, LoraGrads, LoraTarget } from './lora.js';
 import type { KVCache } from './kv-cache.js';
 import { ArrayRecycler } from './array-recycler.js';
 import { UserError } from '../util/errors.js';
-import { keepMask } from '../util/rng.js';
 
 /** What one block saves for its backward. */
 /**
@@ -223,7 +222,7 @@ export class LlamaRunner {
     const drop = lora.dropout > 0 && rng !== undefined;
     const keepScale = drop ? 1 / (1 - lora.dropout) : 1;
     // one draw from the training RNG seeds the whole mask (a fast inline generator fills it)
-    const mask = drop ? keepMask(n * inp, lora.dropout, Math.floor(rng() * 4294967296)) : null;
+    const mask = drop ? wk.keepMask(n * inp, lora.dropout, Math.floor(rng() * 4294967296)) : null;
     const h = mask ? dropped(x, mask, keepScale, scratch(n * inp)) : x;
     // xa is kept pre-scaled: y += xa B^T, and the backward's dB = dy^T xa needs no extra pass
     const xa = new Float32Array(n * lora.r);
@@ -513,9 +512,14 @@ export class LlamaRunner {
     await withActivationHeap(this.workspaceBytes(1, Math.min(N, HEAD_ROWS), 1, false), async (heap) => {
       const R = Math.min(N, HEAD_ROWS), VC = Math.min(V, HEAD_VOCAB_CHUNK);
       const lg = heap.f32(R * VC), lseF = heap.f32(R), scale = heap.f32(R);
+      // the head's gradient is computed transposed, xr^T lg [H, vc]: a plain, wide product over
+      // xr transposed once per row chunk (lg^T xr would transpose every logits chunk, and
+      // accumulate through a copy), then added into lm_head's rows transposed
+      const xrT = lmGrad ? heap.f32(R * H) : null, gT = lmGrad ? heap.f32(H * VC) : null;
       for (let r0 = 0; r0 < N; r0 += R) {
         const n = Math.min(R, N - r0);
         const xr = xn.subarray(r0 * H, (r0 + n) * H);
+        if (xrT) transposeInto(xr, n, H, xrT);
         for (let i = 0; i < n; i++) { lseF[i] = lse[r0 + i]!; scale[i] = targets[r0 + i]! < 0 ? 0 : 1 / count; }
         for (let v0 = 0; v0 < V; v0 += VC) {
           const vc = Math.min(VC, V - v0);
@@ -528,7 +532,10 @@ export class LlamaRunner {
             if (tgt >= v0 && tgt < v0 + vc) lg[i * vc + tgt - v0]! -= 1 / count;
           }
           await this.be.gemm({ a: lg, b: Wc, c: dxn.subarray(r0 * H, (r0 + n) * H), m: n, n: H, k: vc, accumulate: true });
-          if (lmGrad) await this.be.gemm({ a: lg, b: xr, c: lmGrad.subarray(v0 * H, (v0 + vc) * H), m: vc, n: H, k: n, transA: true, accumulate: true });
+          if (lmGrad) {
+            await this.be.gemm({ a: xrT!, b: lg, c: gT!, m: H, n: vc, k: n });
+            addTransposed(gT!, H, vc, lmGrad.subarray(v0 * H, (v0 + vc) * H));
+          }
         }
       }
     });

@@ -11,12 +11,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { inspectModel, loadModel, saveModel, configJson, copyTokenizerFiles } from '../io/model-folder.js';
-import { preflight } from '../util/memory.js';
+import { preflight, type MemoryEstimate } from '../util/memory.js';
 import { cptStepMemory } from '../model/memory.js';
 import { loadTokenizer, type TextTokenizer } from '../io/tokenizer.js';
 import { fromF32, type Tensor } from '../engine/tensor.js';
 import type { DType } from '../engine/dtype.js';
-import { LlamaRunner, type Grads } from '../model/llama.js';
+import { LlamaRunner, type Grads, type GradOptions } from '../model/llama.js';
+import { countParams, type LlamaConfig } from '../io/config.js';
+import { backendWithThreads } from '../engine/select.js';
+import { Replicas, replicaWorkers, shareWeights } from './replicas.js';
 import { BLOCK_WEIGHT_NAMES, BLOCK_BIAS_NAMES, hfBlockName, type LlamaModel, type BlockWeights, type BlockWeightName, type BlockBiasName } from '../model/weights.js';
 import { defaultDocuments, DEFAULT_CORPUS_NAME } from '../data/default-corpus.js';
 import { UserError } from '../util/errors.js';
@@ -205,9 +208,17 @@ export function cptInputs(o: CptOptions): (string | undefined)[] {
 }
 
 /** Check the memory, load the model and tokenizer, lay out the data stream and validation rows, settle the settings. */
+/** A CPT step's peak memory on one replica. */
+function cptMemory(cfg: LlamaConfig, s: { batchSize: number; microBatch: number; seqLen: number }): MemoryEstimate {
+  return cptStepMemory(cfg, { B: Math.min(s.microBatch, s.batchSize), T: s.seqLen }, s.batchSize > s.microBatch);
+}
+
+/** Every weight gets a gradient. */
+const ALL_GRADS: GradOptions = { blocks: true, embed: true, norm: true, lmHead: true };
+
 export function planCpt(o: CptOptions): CptPlan {
   const microBatch = o.microBatch ?? 4, batchSize = o.batchSize ?? 32;
-  preflight('train cpt', cptStepMemory(inspectModel(o.model).config, { B: Math.min(microBatch, batchSize), T: o.seqLen ?? 256 }, batchSize > microBatch));
+  preflight('train cpt', cptMemory(inspectModel(o.model).config, { batchSize, microBatch, seqLen: o.seqLen ?? 256 }));
   const model = loadModel(o.model);
   const d = cptData(o, loadTokenizer(o.tokenizer ?? o.model));
   const settings = cptSettings(o, d);
@@ -229,12 +240,18 @@ export async function trainCpt(o: CptOptions): Promise<TrainRunResult> {
   }
   const inputs = cptInputs(o);
   checkOutput(out, o, inputs);
-  const { model, reader, packer, valBatches, settings, fingerprint, header } = planCpt(o);
+  const { model, reader, packer, valBatches, settings, fingerprint, header, seqLen } = planCpt(o);
   const label = header.label;
 
   const { params, dtypes } = masterParams(model);
+  // small models: the micro-batches of a step run side by side on replicas (see replicas.ts)
+  const microBatches = Math.ceil(settings.batchSize / settings.microBatch);
+  const workers = await replicaWorkers(model.config, microBatches, cptMemory(model.config, { ...settings, seqLen }), countParams(model.config));
+  if (workers > 0) shareWeights(model, params);
   const byName = new Map(params.map((p) => [p.name, p]));
-  const run = new LlamaRunner(model);
+  const run = new LlamaRunner(model, workers > 0 ? backendWithThreads(1) : undefined);
+  const valRun = workers > 0 ? new LlamaRunner(model) : run;
+  const replicas = workers > 0 ? await Replicas.start(workers, { model, adapters: null, grads: ALL_GRADS }) : undefined;
   run.recycleKept(); // each micro-batch's activations are dead once its gradients are added
   const task: TrainTask = {
     params,
@@ -243,19 +260,21 @@ export async function trainCpt(o: CptOptions): Promise<TrainRunResult> {
       const res = await run.forward(b.ids, b.B, b.T, { targets: b.targets, keep: true, rng });
       const count = res.count!, loss = res.loss!;
       if (count === 0) { run.reclaim(); return { sum: 0, count: 0 }; }
-      accumulateModelGrads(byName, await run.backward(res, { blocks: true, embed: true, norm: true, lmHead: true }), count);
+      accumulateModelGrads(byName, await run.backward(res, ALL_GRADS), count);
       run.reclaim();
       return { sum: loss * count, count };
     },
-    validate: () => validationNll(run, valBatches),
-    afterUpdate: () => run.invalidate(),
+    ...(replicas ? { replicas, addGrads: (g: Grads, count: number) => accumulateModelGrads(byName, g, count) } : {}),
+    validate: () => validationNll(valRun, valBatches),
+    afterUpdate: () => { run.invalidate(); valRun.invalidate(); },
     weightsFile: 'model.safetensors',
     // with config.json (f32) and the tokenizer a checkpoint folder is itself a loadable model
     writeExtras: modelCheckpointExtras(model, o.model),
     fingerprint,
   };
   prepareOutput(out, o, inputs);
-  const r = await train(task, settings, { label: `cpt ${label}`, ckptRoot: path.join(out, CKPT_DIR), resume: o.resume ?? false, logFile: path.join(out, LOG_FILE), logHeader: header, stopAfter: o.stopAfter, onNan: o.onNan });
+  const r = await train(task, settings, { label: `cpt ${label}`, ckptRoot: path.join(out, CKPT_DIR), resume: o.resume ?? false, logFile: path.join(out, LOG_FILE), logHeader: header, stopAfter: o.stopAfter, onNan: o.onNan })
+    .finally(() => replicas?.close());
   reader.close();
   if (r.stopped) return { out, log: { ...header, steps: r.steps }, seconds: r.seconds, stopped: true };
 

@@ -11,10 +11,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { inspectModel, loadModel, saveModel } from '../io/model-folder.js';
-import { preflight, availableBytes, totalBytes } from '../util/memory.js';
+import { preflight, availableBytes, totalBytes, type MemoryEstimate } from '../util/memory.js';
 import { loraStepMemory } from '../model/memory.js';
 import { loadTokenizer } from '../io/tokenizer.js';
-import { LlamaRunner, type Grads } from '../model/llama.js';
+import { LlamaRunner, type Grads, type GradOptions } from '../model/llama.js';
+import { backendWithThreads } from '../engine/select.js';
+import { Replicas, replicaWorkers, shareWeights } from './replicas.js';
 import { checkpointedLoraStep } from '../model/checkpointed.js';
 import { LORA_TARGETS, type LoraTarget, type LoraAdapters } from '../model/lora.js';
 import type { LlamaModel } from '../model/weights.js';
@@ -88,7 +90,12 @@ export interface LoraPlan {
   derived: 'lora' | 'cpt+lora' | 'kd+lora';
   /** block activations recomputed in the backward (model/checkpointed.ts) */
   checkpointing: boolean;
+  /** the step's estimated peak memory (the preflight's) */
+  memory: MemoryEstimate;
 }
+
+/** Frozen base: no weight, embedding, norm or head gradients; only what reaches the adapters. */
+const FROZEN_BASE: GradOptions = { blocks: false, embed: false, norm: false, lmHead: false };
 
 /** The inputs a LoRA run reads (outputs must not overlap them). */
 export function loraInputs(o: LoraOptions): (string | undefined)[] {
@@ -104,7 +111,8 @@ export function planLora(o: LoraOptions): LoraPlan {
   const shape = inspectModel(o.model);
   const micro = { B: o.microBatch ?? 4, T: cutoff };
   const checkpointing = o.gradientCheckpointing ?? totalBytes(loraStepMemory(shape.config, shape.weightBytes, micro, lora.r, lora.targets)) > availableBytes();
-  preflight('train lora', loraStepMemory(shape.config, shape.weightBytes, micro, lora.r, lora.targets, checkpointing));
+  const memory = loraStepMemory(shape.config, shape.weightBytes, micro, lora.r, lora.targets, checkpointing);
+  preflight('train lora', memory);
   const model = loadModel(o.model);
   const tok = loadTokenizer(o.tokenizer ?? o.model);
 
@@ -144,7 +152,7 @@ export function planLora(o: LoraOptions): LoraPlan {
     kind: 'train' as const, label, method, model: baseModel,
     settings: { ...settings, lora, cutoff, gradientCheckpointing: checkpointing, data: path.resolve(o.data), prompts: template ? `chat template (${template.source})` : 'alpaca', trainRecords: trainEx.length, valRecords: valEx.length, droppedPastCutoff: dropped, epochs: o.maxSteps ? undefined : epochs },
   };
-  return { model, lora, trainEx, valEx, stream, adapters, settings, fingerprint, header, baseModel, derived, checkpointing };
+  return { model, lora, trainEx, valEx, stream, adapters, settings, fingerprint, header, baseModel, derived, checkpointing, memory };
 }
 
 export async function trainLora(o: LoraOptions): Promise<TrainRunResult> {
@@ -155,14 +163,27 @@ export async function trainLora(o: LoraOptions): Promise<TrainRunResult> {
   }
   const inputs = loraInputs(o);
   checkOutput(out, o, inputs);
-  const { model, lora, valEx, stream, adapters, settings, fingerprint, header, baseModel, derived, checkpointing } = planLora(o);
-  const run = new LlamaRunner(model);
+  const { model, lora, valEx, stream, adapters, settings, fingerprint, header, baseModel, derived, checkpointing, memory } = planLora(o);
+  // small models: the micro-batches of a step run side by side on replicas (see replicas.ts)
+  const adapterElements = adapterTensors(adapters).reduce((n, [, t]) => n + t.data.length, 0);
+  const workers = checkpointing ? 0 : await replicaWorkers(model.config, Math.ceil(settings.batchSize / settings.microBatch), memory, adapterElements);
+  if (workers > 0) shareWeights(model, [], adapters);
+  const run = new LlamaRunner(model, workers > 0 ? backendWithThreads(1) : undefined);
+  const valRun = workers > 0 ? new LlamaRunner(model) : run;
   const valBatches: Batch[] = [];
   for (let i = 0; i < valEx.length; i += settings.microBatch) valBatches.push(collate(valEx.slice(i, i + settings.microBatch)));
   run.adapters = adapters;
+  valRun.adapters = adapters;
   run.recycleKept();
   const params: Param[] = adapterTensors(adapters).map(([name, t]) => param(name, t.shape, t.data as Float32Array, true));
   const byName = new Map(params.map((p) => [p.name, p]));
+  const addGrads = (perBlock: Grads['lora'], count: number) => perBlock.forEach((block, li) => {
+    for (const [t, lg] of Object.entries(block ?? {}) as [LoraTarget, { A: Float32Array; B: Float32Array }][]) {
+      accumulateGrad(byName.get(peftKey(li, t, 'A'))!, lg.A, count);
+      accumulateGrad(byName.get(peftKey(li, t, 'B'))!, lg.B, count);
+    }
+  });
+  const replicas = workers > 0 ? await Replicas.start(workers, { model, adapters, grads: FROZEN_BASE }) : undefined;
   const task: TrainTask = {
     params,
     nextBatch: (n) => collate(Array.from({ length: n }, () => stream.next())),
@@ -176,19 +197,15 @@ export async function trainLora(o: LoraOptions): Promise<TrainRunResult> {
         const res = await run.forward(b.ids, b.B, b.T, { targets: b.targets, keep: true, rng });
         loss = res.loss!; count = res.count!;
         // frozen base: no weight, embedding, norm or head gradients; only what reaches the adapters
-        perBlock = count === 0 ? [] : (await run.backward(res, { blocks: false, embed: false, norm: false, lmHead: false })).lora;
+        perBlock = count === 0 ? [] : (await run.backward(res, FROZEN_BASE)).lora;
       }
       run.reclaim(); // the step's activations are dead now (LoRA gradients are never recycled)
       if (count === 0) return { sum: 0, count: 0 };
-      perBlock.forEach((block, li) => {
-        for (const [t, lg] of Object.entries(block ?? {}) as [LoraTarget, { A: Float32Array; B: Float32Array }][]) {
-          accumulateGrad(byName.get(peftKey(li, t, 'A'))!, lg.A, count);
-          accumulateGrad(byName.get(peftKey(li, t, 'B'))!, lg.B, count);
-        }
-      });
+      addGrads(perBlock, count);
       return { sum: loss * count, count };
     },
-    validate: () => meanNll(run, valBatches),
+    ...(replicas ? { replicas, addGrads: (g: Grads, count: number) => addGrads(g.lora, count) } : {}),
+    validate: () => meanNll(valRun, valBatches),
     afterUpdate: () => {},
     weightsFile: ADAPTER_WEIGHTS,
     // with its adapter_config.json a checkpoint folder is itself a loadable PEFT adapter
@@ -197,7 +214,8 @@ export async function trainLora(o: LoraOptions): Promise<TrainRunResult> {
   };
   const label = header.label;
   prepareOutput(out, o, inputs);
-  const r = await train(task, settings, { label: `lora ${label}`, ckptRoot: path.join(out, CKPT_DIR), resume: o.resume ?? false, logFile: path.join(out, LOG_FILE), logHeader: header, stopAfter: o.stopAfter, onNan: o.onNan });
+  const r = await train(task, settings, { label: `lora ${label}`, ckptRoot: path.join(out, CKPT_DIR), resume: o.resume ?? false, logFile: path.join(out, LOG_FILE), logHeader: header, stopAfter: o.stopAfter, onNan: o.onNan })
+    .finally(() => replicas?.close());
   if (r.stopped) return { out, log: { ...header, steps: r.steps }, seconds: r.seconds, stopped: true };
 
   // result: the best (or last) adapter, in PEFT's layout, then the merged model if asked

@@ -25,6 +25,8 @@ import { Rng } from '../util/rng.js';
 import { UserError } from '../util/errors.js';
 import { firstNonFiniteF32 } from '../engine/finite.js';
 import { progress } from '../util/progress.js';
+import type { Replicas, ReplicaResult } from './replicas.js';
+import type { Grads } from '../model/llama.js';
 
 export type TrainMethod = 'lora' | 'cpt' | 'cpt+lora' | 'kd' | 'kd+lora';
 
@@ -128,6 +130,12 @@ export interface TrainTask {
   validate(): Promise<number | null>;
   /** after each update: drop caches of widened weights */
   afterUpdate(): void;
+  /**
+   * Worker replicas that run micro-batches of the same step alongside forwardBackward (small
+   * models, see replicas.ts), and how their gradients join the parameters' sums.
+   */
+  replicas?: Replicas;
+  addGrads?(g: Grads, count: number): void;
   /** file name of the parameters in a checkpoint (model.safetensors, adapter_model.safetensors) */
   weightsFile: string;
   /** files besides the parameters that make a checkpoint folder a usable model or adapter */
@@ -200,7 +208,7 @@ export async function train(task: TrainTask, s: TrainSettings, o: RunOptions): P
   const opt = new AdamW(task.params, { beta1: s.beta1, beta2: s.beta2, eps: s.eps, weightDecay: s.weightDecay });
   const sched = { lr: s.lr, warmup: s.warmup, total: s.steps, decay: s.decay, minRatio: s.minLrRatio };
   const rng = new Rng((s.seed ^ 0x9e3779b9) >>> 0);
-  const dropoutRng = () => rng.next();
+  const replicas = task.replicas && task.addGrads ? task.replicas.size : 1;
   let step = 0, seconds = 0;
   let log: TrainStep[] = [];
   let ck: CheckpointState | null = null;
@@ -257,11 +265,23 @@ export async function train(task: TrainTask, s: TrainSettings, o: RunOptions): P
     const lr = lrAt(sched, step);
     let sum = 0, count = 0;
     for (let rows = 0; rows < s.batchSize; ) {
-      const b = task.nextBatch(Math.min(s.microBatch, s.batchSize - rows));
-      const r = await task.forwardBackward(b, dropoutRng);
-      sum += r.sum;
-      count += r.count;
-      rows += b.B;
+      // up to one micro-batch per replica at a time; each draws its dropout from its own seed, and
+      // their gradients are added in micro-batch order, so the sums do not depend on the replicas
+      const group: Batch[] = [];
+      while (group.length < replicas && rows < s.batchSize) {
+        const b = task.nextBatch(Math.min(s.microBatch, s.batchSize - rows));
+        group.push(b);
+        rows += b.B;
+      }
+      const seeds = group.map(() => Math.floor(rng.next() * 4294967296));
+      const local = new Rng(seeds[0]!);
+      const results = await Promise.all(group.map((b, j) => (j === 0 ? task.forwardBackward(b, () => local.next()) : task.replicas!.run(j, b, seeds[j]!))));
+      results.forEach((r, j) => {
+        sum += r.sum;
+        count += r.count;
+        const grads = j > 0 ? (r as ReplicaResult).grads : null;
+        if (grads) task.addGrads!(grads, r.count);
+      });
     }
     // mean over the effective batch's targets, then clipped: folded into the update's gradient scale
     const mean = count > 0 ? 1 / count : 0;

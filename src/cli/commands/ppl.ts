@@ -4,7 +4,7 @@ import { forwardMemory } from '../../model/memory.js';
 import { preflight } from '../../util/memory.js';
 import { loadTokenizer } from '../../io/tokenizer.js';
 import { LlamaRunner } from '../../model/llama.js';
-import { perplexity, pplWindows, readLines, type BosMode } from '../../eval/ppl.js';
+import { perplexity, modelPerplexity, pplWindows, readLines, type BosMode } from '../../eval/ppl.js';
 import { readIdsFile } from '../../prune/calibration.js';
 import { progressCallback } from '../../util/progress.js';
 import { UserError } from '../../util/errors.js';
@@ -31,7 +31,8 @@ export function registerPpl(program: Command): void {
       const run = new LlamaRunner(model);
       run.checkIds(Int32Array.from(rows.flat()));
       const lcpp = o.engine === 'llama.cpp' ? await openLlamaCpp(o.model, o, 'f32', Math.max(...rows.map((r) => r.length))) : null;
-      const r = await perplexity(lcpp ?? run, rows, o.batchSize, progressCallback('ppl', 'windows'));
+      const onProgress = progressCallback('ppl', 'windows');
+      const r = lcpp ? await perplexity(lcpp, rows, o.batchSize, onProgress) : await modelPerplexity(model, rows, o.batchSize, onProgress);
       await lcpp?.dispose();
       if (o.json) printJson({ ppl: r.ppl, nll: r.nll, tokens: r.tokens });
       else process.stdout.write(`ppl ${r.ppl.toFixed(4)}  (mean NLL ${r.nll.toFixed(5)} over ${r.tokens} predicted tokens, ${r.windows} windows)\n`);

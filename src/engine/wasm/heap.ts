@@ -28,6 +28,7 @@ export interface KernelExports {
   add_bias(y: number, ld: number, b: number, n: number, d: number): void;
   adamw(w: number, g: number, m: number, v: number, n: number, gs: number, b1: number, c1: number, b2: number, c2: number, eps: number, decay: number, stepSize: number, bc2: number): void;
   lora_add(y: number, ldy: number, xa: number, bt: number, n: number, out: number, r: number): void;
+  keep_mask(mask: number, n: number, threshold: bigint, seed: number): void;
   dropout_apply(x: number, mask: number, s: number, out: number, n: number): void;
   dropout_add(dx: number, dh: number, mask: number, s: number, n: number): void;
   to_heads(x: number, ldx: number, out: number, B: number, T: number, nHeads: number, nKV: number, d: number): void;
