@@ -28,12 +28,15 @@ import { vsTorchRows, rowsMarkdown, type VsTorchResults } from '../src/bench/vs-
 import { loadModel } from '../src/io/model-folder.js';
 import { LlamaRunner } from '../src/model/llama.js';
 import type { LlamaModel } from '../src/model/weights.js';
-import { getBackend } from '../src/engine/select.js';
+import { getBackend, backendWithThreads } from '../src/engine/select.js';
 import { taylorScores } from '../src/prune/criteria/taylor.js';
 import { pplScores } from '../src/prune/criteria/ppl.js';
 import { masterParams, accumulateModelGrads } from '../src/train/cpt.js';
 import { AdamW, gradNorm, clipFactor } from '../src/train/adamw.js';
-import { lmBatch } from '../src/train/batch.js';
+import { lmBatch, type Batch } from '../src/train/batch.js';
+import { Replicas, replicaWorkers, shareWeights } from '../src/train/replicas.js';
+import { cptStepMemory } from '../src/model/memory.js';
+import { countParams } from '../src/io/config.js';
 import { findTorchPython, torchEnv } from '../src/torchjob/launch.js';
 import { projectDir, sharedDir, hasShared } from '../src/util/shared.js';
 import { argNumber, argString, argFlag } from '../src/util/args.js';
@@ -167,12 +170,12 @@ async function main(): Promise<void> {
   fullGc();
 
   if (has('train')) {
-    const ours = await trainTokensPerSec(trainDir, trainSteps);
-    console.log(`[train] ours: ${ours.toFixed(0)} tok/s`);
+    const { tokensPerSec: ours, replicas } = await trainTokensPerSec(trainDir, trainSteps);
+    console.log(`[train] ours: ${ours.toFixed(0)} tok/s (${replicas > 1 ? `${replicas} data-parallel replicas of ${TRAIN.B / replicas} rows` : 'one process'})`);
     const fp32 = torch ? torchTrain(torch.python, trainDir, trainSteps) : null;
     if (torch) console.log(`[train] torch fp32: ${fp32?.toFixed(0) ?? 'failed'} tok/s`);
     const c = JSON.parse(fs.readFileSync(path.join(trainDir, 'config.json'), 'utf8')) as Record<string, number>;
-    r.train = { label: `full training, default model's shape (${c['num_hidden_layers']} blocks, hidden ${c['hidden_size']}), ${TRAIN.B}×${TRAIN.T}, AdamW, ${trainSteps} steps`, ours, fp32 };
+    r.train = { label: `full training, default model's shape (${c['num_hidden_layers']} blocks, hidden ${c['hidden_size']}), ${TRAIN.B}×${TRAIN.T}${replicas > 1 ? ` (ours: ${replicas} replicas × ${TRAIN.B / replicas})` : ''}, AdamW, ${trainSteps} steps`, ours, fp32 };
   }
 
   const table = rowsMarkdown(vsTorchRows(r));
@@ -279,27 +282,49 @@ function torchTrain(python: string, dir: string, steps: number): number | null {
 /**
  * Full training as torch_train_anchor.py runs it, with `shorten train cpt`'s pieces: f32 masters
  * of every weight, forward + backward, the global gradient norm clipped, AdamW; one warm-up step,
- * then `steps` timed ones on one fixed random micro-batch.
+ * then `steps` timed ones on one fixed random batch of TRAIN.B x TRAIN.T. As `shorten train` runs a
+ * small model on several cores, the batch is two micro-batches of half the rows on data-parallel
+ * replicas (src/train/replicas.ts; the same sums as one micro-batch up to float rounding, the
+ * same tokens per optimizer step as PyTorch's); where replicas are off, one micro-batch.
  */
-async function trainTokensPerSec(dir: string, steps: number): Promise<number> {
+async function trainTokensPerSec(dir: string, steps: number): Promise<{ tokensPerSec: number; replicas: number }> {
   const model = loadModel(dir);
   const { params } = masterParams(model);
   const byName = new Map(params.map((p) => [p.name, p]));
   const opt = new AdamW(params, { beta1: TRAIN.beta1, beta2: TRAIN.beta2, eps: TRAIN.eps, weightDecay: TRAIN.weightDecay });
-  const run = new LlamaRunner(model, getBackend());
+  const half = TRAIN.B / 2;
+  const workers = await replicaWorkers(model.config, 2, cptStepMemory(model.config, { B: half, T: TRAIN.T }, true), countParams(model.config));
+  if (workers > 0) shareWeights(model, params);
+  const replicas = workers > 0 ? await Replicas.start(workers, { model, adapters: null, grads: { blocks: true, embed: true, norm: true, lmHead: true } }) : null;
+  const run = new LlamaRunner(model, replicas ? backendWithThreads(1) : getBackend());
   const rng = mulberry32(2), V = model.config.vocabSize;
-  const batch = lmBatch(Array.from({ length: TRAIN.B }, () => Int32Array.from({ length: TRAIN.T }, () => 2 + Math.floor(rng() * (V - 2)))));
+  const rows = Array.from({ length: TRAIN.B }, () => Int32Array.from({ length: TRAIN.T }, () => 2 + Math.floor(rng() * (V - 2))));
+  const batches = replicas ? [lmBatch(rows.slice(0, half)), lmBatch(rows.slice(half))] : [lmBatch(rows)];
+  const local = async (b: Batch) => {
+    const res = await run.forward(b.ids, b.B, b.T, { targets: b.targets, keep: true });
+    accumulateModelGrads(byName, await run.backward(res), res.count!);
+    return res.count!;
+  };
   const step = async () => {
-    const res = await run.forward(batch.ids, batch.B, batch.T, { targets: batch.targets, keep: true });
-    const count = res.count!;
-    accumulateModelGrads(byName, await run.backward(res), count);
+    let count = 0;
+    if (replicas) {
+      const [c0, r1] = await Promise.all([local(batches[0]!), replicas.run(1, batches[1]!, 0)]);
+      accumulateModelGrads(byName, r1.grads!, r1.count);
+      count = c0 + r1.count;
+    } else {
+      count = await local(batches[0]!);
+    }
     const norm = gradNorm(params, 1 / count);
     opt.step(TRAIN.lr, clipFactor(norm, TRAIN.maxGradNorm) / count);
     run.invalidate();
   };
-  await step();
-  const s = await seconds(async () => { for (let i = 0; i < steps; i++) await step(); });
-  return (steps * TRAIN.B * TRAIN.T) / s;
+  try {
+    await step();
+    const s = await seconds(async () => { for (let i = 0; i < steps; i++) await step(); });
+    return { tokensPerSec: (steps * TRAIN.B * TRAIN.T) / s, replicas: workers + 1 };
+  } finally {
+    await replicas?.close();
+  }
 }
 
 main().catch((e: unknown) => {
