@@ -297,3 +297,14 @@ bothPaths('LoRA dropout and its backward with a byte mask', (al) => {
   assertClose(o2, expOut, 1e-6, 1e-7, 'wasm dropout');
   assertClose(d2, expDx, 1e-6, 1e-7, 'wasm backward');
 });
+
+test('transposeInto and addTransposed: out [cols, rows] (+)= a^T, rows not a multiple of 8', () => {
+  const rows = 13, cols = 70;
+  const a = rand(rows * cols), base = rand(rows * cols, 5);
+  const t = ref.transposeInto(a, rows, cols, new Float32Array(rows * cols));
+  const sum = ref.addTransposed(a, rows, cols, Float32Array.from(base));
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) {
+    assert.equal(t[j * rows + i], a[i * cols + j]);
+    assert.equal(sum[j * rows + i], Math.fround(base[j * rows + i]! + a[i * cols + j]!));
+  }
+});

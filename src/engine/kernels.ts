@@ -177,23 +177,12 @@ export function dropoutAdd(dx: Float32Array, dh: Float32Array, mask: Uint8Array,
 }
 
 /**
- * out [cols, rows] += a [rows, cols]^T, blocked as transposeInto (a gradient computed transposed
- * joins its sum).
+ * out [cols, rows] += a [rows, cols]^T (a gradient computed transposed joins its sum), through
+ * `scratch` (rows * cols floats, made when not given).
  */
-export function addTransposed(a: Float32Array, rows: number, cols: number, out: Float32Array): Float32Array {
-  let i = 0;
-  for (; i + 8 <= rows; i += 8) {
-    const s0 = i * cols;
-    for (let j0 = 0; j0 < cols; j0 += 64) {
-      const j1 = Math.min(cols, j0 + 64);
-      for (let j = j0; j < j1; j++) {
-        const d = j * rows + i, s = s0 + j;
-        out[d]! += a[s]!; out[d + 1]! += a[s + cols]!; out[d + 2]! += a[s + 2 * cols]!; out[d + 3]! += a[s + 3 * cols]!;
-        out[d + 4]! += a[s + 4 * cols]!; out[d + 5]! += a[s + 5 * cols]!; out[d + 6]! += a[s + 6 * cols]!; out[d + 7]! += a[s + 7 * cols]!;
-      }
-    }
-  }
-  for (; i < rows; i++) for (let j = 0; j < cols; j++) out[j * rows + i]! += a[i * cols + j]!;
+export function addTransposed(a: Float32Array, rows: number, cols: number, out: Float32Array, scratch?: Float32Array): Float32Array {
+  const t = transposeInto(a, rows, cols, scratch ?? new Float32Array(rows * cols));
+  for (let i = 0; i < rows * cols; i++) out[i]! += t[i]!;
   return out;
 }
 

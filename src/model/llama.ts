@@ -515,7 +515,7 @@ export class LlamaRunner {
       // the head's gradient is computed transposed, xr^T lg [H, vc]: a plain, wide product over
       // xr transposed once per row chunk (lg^T xr would transpose every logits chunk, and
       // accumulate through a copy), then added into lm_head's rows transposed
-      const xrT = lmGrad ? heap.f32(R * H) : null, gT = lmGrad ? heap.f32(H * VC) : null;
+      const xrT = lmGrad ? heap.f32(R * H) : null, gT = lmGrad ? heap.f32(H * VC) : null, gTT = lmGrad ? heap.f32(H * VC) : null;
       for (let r0 = 0; r0 < N; r0 += R) {
         const n = Math.min(R, N - r0);
         const xr = xn.subarray(r0 * H, (r0 + n) * H);
@@ -534,7 +534,7 @@ export class LlamaRunner {
           await this.be.gemm({ a: lg, b: Wc, c: dxn.subarray(r0 * H, (r0 + n) * H), m: n, n: H, k: vc, accumulate: true });
           if (lmGrad) {
             await this.be.gemm({ a: xrT!, b: lg, c: gT!, m: H, n: vc, k: n });
-            addTransposed(gT!, H, vc, lmGrad.subarray(v0 * H, (v0 + vc) * H));
+            addTransposed(gT!, H, vc, lmGrad.subarray(v0 * H, (v0 + vc) * H), gTT!);
           }
         }
       }
