@@ -7,6 +7,7 @@ import test from 'node:test';
 import { gemmF32, jsBackend, operandF32 } from '../src/engine/js-backend.js';
 import { OrtBackend } from '../src/engine/ort-backend.js';
 import { WasmBackend } from '../src/engine/wasm-backend.js';
+import { NativeBackend } from '../src/engine/native-backend.js';
 import type { Backend, BOperand } from '../src/engine/backend.js';
 import { fromF32, type Tensor } from '../src/engine/tensor.js';
 import { assertClose } from './fixtures.js';
@@ -16,6 +17,8 @@ const rng = mulberry32(7);
 const rand = (n: number) => Float32Array.from({ length: n }, () => rng() * 2 - 1);
 
 const backends: [string, () => Backend][] = [
+  ['native, 2 threads', () => new NativeBackend({ threads: 2 })],
+  ['native, 1 thread', () => new NativeBackend({ threads: 1 })],
   ['onnxruntime', () => new OrtBackend()],
   ['wasm, 2 threads', () => new WasmBackend({ threads: 2 })],
   ['wasm, 1 thread', () => new WasmBackend({ threads: 1 })],
@@ -96,7 +99,7 @@ test('wasm backend: the shared heap grows under live worker threads', async () =
   assertClose(got, exp, 1e-4, 1e-3, 'C'); // k = 4200 terms summed in f32
 });
 
-for (const [name, make] of [['onnxruntime', () => new OrtBackend()], ['wasm', () => new WasmBackend({ threads: 2 })]] as const) for (const dtype of ['bf16', 'f16', 'f32'] as const) {
+for (const [name, make] of [['native', () => new NativeBackend({ threads: 2 })], ['onnxruntime', () => new OrtBackend()], ['wasm', () => new WasmBackend({ threads: 2 })]] as const) for (const dtype of ['bf16', 'f16', 'f32'] as const) {
   test(`${name}: small-M products from stored ${dtype} weights (decode path), single and stacked`, async () => {
     const be = make();
     const k = 300, ns = [700, 50];

@@ -1,9 +1,10 @@
 /**
- * Which backend runs the GEMMs: onnxruntime-node (native MLAS, the fastest here) when it loads,
- * else the portable WebAssembly backend. SHORTENED_BACKEND=ort|wasm|js forces one.
+ * Which backend runs the GEMMs: the project's native kernels (native/, built at install) when
+ * they load, else onnxruntime-node (MLAS), else the portable WebAssembly backend.
+ * SHORTENED_BACKEND=native|ort|wasm|js forces one.
  *
- * onnxruntime-node is imported lazily (on the first GEMM), so a platform without its native
- * binary still runs everything, on WebAssembly.
+ * Both native backends are imported lazily (on the first GEMM), so a platform without them still
+ * runs everything, on WebAssembly.
  */
 import type { Backend, GemmArgs, BmmArgs } from './backend.js';
 import { jsBackend } from './js-backend.js';
@@ -24,6 +25,14 @@ class AutoBackend implements Backend {
       if (want === 'js') return (this.be = jsBackend);
       const threads = this.threads;
       if (want === 'wasm') return (this.be = new WasmBackend({ threads }));
+      if (want === undefined || want === '' || want === 'native') {
+        try {
+          const { NativeBackend } = await import('./native-backend.js');
+          return (this.be = new NativeBackend({ threads }));
+        } catch (e) {
+          if (want === 'native') throw e;
+        }
+      }
       try {
         const { OrtBackend } = await import('./ort-backend.js');
         return (this.be = new OrtBackend({ threads }));
@@ -50,8 +59,11 @@ export function backendWithThreads(threads: number): Backend {
   return new AutoBackend(threads);
 }
 
-/** Whether the native GEMM backend (onnxruntime-node) can load here. */
+/** Whether a native GEMM backend (our kernels or onnxruntime-node) can load here. */
 export async function nativeBackendLoads(): Promise<boolean> {
   if (process.env['SHORTENED_BACKEND'] === 'wasm' || process.env['SHORTENED_BACKEND'] === 'js') return false;
-  try { await import('./ort-backend.js'); return true; } catch { return false; }
+  for (const load of [() => import('./native-backend.js'), () => import('./ort-backend.js')]) {
+    try { await load(); return true; } catch { /* try the next */ }
+  }
+  return false;
 }

@@ -1,0 +1,228 @@
+// N-API entry points of the native kernels: gemm, bmm and the ISA they run on.
+// The calling (JS) thread does its share of every call; a small pool of worker threads does the
+// rest. Workers spin briefly between calls (GEMMs come in bursts) and then sleep, so they do not
+// hold a core the JS thread's own kernels need.
+#include <node_api.h>
+#include <algorithm>
+#include <atomic>
+#include <functional>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <vector>
+#include "gemm.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+static inline void cpu_relax() { _mm_pause(); }
+#else
+static inline void cpu_relax() {}
+#endif
+
+// ---- ISA dispatch -------------------------------------------------------------------------------
+
+typedef void (*GemmPart)(const GemmCall&, long, long, long, long);
+typedef void (*GemvPart)(const GemmCall&, long, long);
+struct Isa { const char* name; GemmPart gemm; GemvPart gemv; int mr, nr; };
+
+static Isa pick_isa() {
+  const char* want = std::getenv("SHORTENED_NATIVE_ISA");  // lower it for tests: avx2, generic
+  const Isa generic{"generic", isa_generic::gemm_part, isa_generic::gemv_part, 6, 8};
+#if defined(HAVE_X86_KERNELS)
+  __builtin_cpu_init();
+  const Isa avx512{"avx512", isa_avx512::gemm_part, isa_avx512::gemv_part, 8, 32};
+  const Isa avx2{"avx2", isa_avx2::gemm_part, isa_avx2::gemv_part, 6, 16};
+  const bool has512 = __builtin_cpu_supports("avx512f"), has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (want && !std::strcmp(want, "generic")) return generic;
+  if (want && !std::strcmp(want, "avx2")) return has2 ? avx2 : generic;
+  if (has512) return avx512;
+  if (has2) return avx2;
+#endif
+  (void)want;
+  return generic;
+}
+static const Isa isa = pick_isa();
+
+// ---- thread pool --------------------------------------------------------------------------------
+
+struct Pool {
+  std::vector<std::thread> workers;
+  std::mutex mu;
+  std::condition_variable wake;
+  std::atomic<uint64_t> generation{0};
+  std::atomic<int> pending{0};
+  const std::function<void(int)>* job = nullptr;
+  int active = 0;  // workers taking part in the current job (1..active)
+  std::mutex busy; // one job at a time; a second JS thread runs its call alone instead
+
+  void ensure(int n) {
+    while ((int)workers.size() < n) {
+      const int id = (int)workers.size() + 1;
+      workers.emplace_back([this, id] { loop(id); });
+      workers.back().detach();
+    }
+  }
+
+  void loop(int id) {
+    uint64_t seen = 0;
+    for (;;) {
+      // spin ~50 us for the next job, then sleep
+      for (int i = 0; i < 20000 && generation.load(std::memory_order_acquire) == seen; ++i) cpu_relax();
+      if (generation.load(std::memory_order_acquire) == seen) {
+        std::unique_lock<std::mutex> l(mu);
+        wake.wait(l, [&] { return generation.load(std::memory_order_acquire) != seen; });
+      }
+      seen = generation.load(std::memory_order_acquire);
+      if (id <= active) {
+        (*job)(id);
+        pending.fetch_sub(1, std::memory_order_acq_rel);
+      }
+    }
+  }
+
+  // f(0) on the calling thread, f(1..n-1) on workers; returns when all are done
+  void run(int n, const std::function<void(int)>& f) {
+    if (n <= 1 || !busy.try_lock()) { for (int t = 0; t < n; ++t) f(t); return; }
+    ensure(n - 1);
+    {
+      std::lock_guard<std::mutex> l(mu);
+      job = &f; active = n - 1;
+      pending.store(n - 1, std::memory_order_release);
+      generation.fetch_add(1, std::memory_order_acq_rel);
+    }
+    wake.notify_all();
+    f(0);
+    while (pending.load(std::memory_order_acquire) != 0) cpu_relax();
+    busy.unlock();
+  }
+};
+static Pool* pool = new Pool();  // never destroyed: detached workers outlive static destruction
+
+// ---- splitting one product over threads ----------------------------------------------------------
+
+static void gemm_threads(const GemmCall& g, int threads) {
+  const double macs = (double)g.m * g.n * g.k;
+  int t = std::max(1, std::min<int>(threads, (int)(macs / (1 << 20))));  // >= ~1M multiply-adds a thread
+  if (g.m <= 4 && g.csa == 1 && g.rsb == 1 && g.n > 1) {
+    // GEMV: split the weight rows
+    const long step = (g.n + t - 1) / t;
+    pool->run(t, [&](int i) { isa.gemv(g, std::min(g.n, i * step), std::min(g.n, (i + 1) * step)); });
+    return;
+  }
+  const long tilesM = (g.m + isa.mr - 1) / isa.mr, tilesN = (g.n + isa.nr - 1) / isa.nr;
+  // split N (each thread packs all of A) unless A is the larger operand or N has too few tiles
+  const bool splitN = tilesN >= t && (g.m <= g.n || tilesM < t);
+  if (!splitN && tilesM < t) t = (int)std::max<long>(1, tilesM);
+  if (splitN) {
+    const long per = (tilesN + t - 1) / t * isa.nr;
+    pool->run(t, [&](int i) { isa.gemm(g, 0, g.m, std::min(g.n, i * per), std::min(g.n, (i + 1) * per)); });
+  } else {
+    const long per = (tilesM + t - 1) / t * isa.mr;
+    pool->run(t, [&](int i) { isa.gemm(g, std::min(g.m, i * per), std::min(g.m, (i + 1) * per), 0, g.n); });
+  }
+}
+
+// ---- N-API glue ---------------------------------------------------------------------------------
+
+static napi_value throw_error(napi_env env, const char* msg) {
+  napi_throw_error(env, nullptr, msg);
+  return nullptr;
+}
+
+struct View { void* data = nullptr; size_t length = 0; napi_typedarray_type type = napi_int8_array; };
+static bool view(napi_env env, napi_value v, View& out) {
+  bool is = false;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return false;
+  napi_value ab; size_t off;
+  return napi_get_typedarray_info(env, v, &out.type, &out.length, &out.data, &ab, &off) == napi_ok;
+}
+static double num(napi_env env, napi_value v) { double d = 0; napi_get_value_double(env, v, &d); return d; }
+static bool flag(napi_env env, napi_value v) { bool b = false; napi_get_value_bool(env, v, &b); return b; }
+
+// largest element index (plus one) a [rows x cols] operand with strides rs, cs touches
+static double extent(double rows, double cols, double rs, double cs) {
+  return rows == 0 || cols == 0 ? 0 : (rows - 1) * rs + (cols - 1) * cs + 1;
+}
+
+// gemm(a, aOff, lda, transA, b, bOff, ldb, transB, bType, c, cOff, ldc, m, n, k, accumulate, threads)
+static napi_value Gemm(napi_env env, napi_callback_info info) {
+  size_t argc = 17; napi_value v[17];
+  napi_get_cb_info(env, info, &argc, v, nullptr, nullptr);
+  if (argc != 17) return throw_error(env, "gemm: expected 17 arguments");
+  View A, B, C;
+  if (!view(env, v[0], A) || !view(env, v[4], B) || !view(env, v[9], C)) return throw_error(env, "gemm: a, b and c must be typed arrays");
+  const double aOff = num(env, v[1]), lda = num(env, v[2]), bOff = num(env, v[5]), ldb = num(env, v[6]);
+  const double cOff = num(env, v[10]), ldc = num(env, v[11]), m = num(env, v[12]), n = num(env, v[13]), k = num(env, v[14]);
+  const bool tA = flag(env, v[3]), tB = flag(env, v[7]), acc = flag(env, v[15]);
+  const int bType = (int)num(env, v[8]), threads = (int)num(env, v[16]);
+  if (A.type != napi_float32_array || C.type != napi_float32_array) return throw_error(env, "gemm: a and c must be Float32Arrays");
+  if ((bType == B_F32) != (B.type == napi_float32_array) || (bType != B_F32 && B.type != napi_uint16_array) || bType < 0 || bType > 2)
+    return throw_error(env, "gemm: b's array type does not match its dtype");
+  GemmCall g;
+  g.m = (long)m; g.n = (long)n; g.k = (long)k; g.accumulate = acc; g.btype = (BType)bType;
+  g.rsa = tA ? 1 : (long)lda; g.csa = tA ? (long)lda : 1;
+  g.rsb = tB ? 1 : (long)ldb; g.csb = tB ? (long)ldb : 1;
+  g.ldc = (long)ldc;
+  if (m < 0 || n < 0 || k < 0 || aOff < 0 || bOff < 0 || cOff < 0 ||
+      aOff + extent(m, k, g.rsa, g.csa) > A.length || bOff + extent(k, n, g.rsb, g.csb) > B.length ||
+      cOff + extent(m, n, g.ldc, 1) > C.length)
+    return throw_error(env, "gemm: operand out of bounds for its shape");
+  g.a = static_cast<const float*>(A.data) + (long)aOff;
+  g.b = bType == B_F32 ? (const void*)(static_cast<const float*>(B.data) + (long)bOff) : (const void*)(static_cast<const uint16_t*>(B.data) + (long)bOff);
+  g.c = static_cast<float*>(C.data) + (long)cOff;
+  if (g.m > 0 && g.n > 0) gemm_threads(g, std::max(1, threads));
+  return nullptr;
+}
+
+// bmm(a, b, c, batch, m, n, k, transA, transB, threads): batch of f32 products, contiguous
+static napi_value Bmm(napi_env env, napi_callback_info info) {
+  size_t argc = 10; napi_value v[10];
+  napi_get_cb_info(env, info, &argc, v, nullptr, nullptr);
+  if (argc != 10) return throw_error(env, "bmm: expected 10 arguments");
+  View A, B, C;
+  if (!view(env, v[0], A) || !view(env, v[1], B) || !view(env, v[2], C) || A.type != napi_float32_array ||
+      B.type != napi_float32_array || C.type != napi_float32_array)
+    return throw_error(env, "bmm: a, b and c must be Float32Arrays");
+  const long batch = (long)num(env, v[3]), m = (long)num(env, v[4]), n = (long)num(env, v[5]), k = (long)num(env, v[6]);
+  const bool tA = flag(env, v[7]), tB = flag(env, v[8]);
+  const int threads = std::max(1, (int)num(env, v[9]));
+  if (batch < 0 || m < 0 || n < 0 || k < 0 || (double)batch * m * k > A.length || (double)batch * k * n > B.length || (double)batch * m * n > C.length)
+    return throw_error(env, "bmm: operand out of bounds for its shape");
+  GemmCall g;
+  g.m = m; g.n = n; g.k = k; g.accumulate = false; g.btype = B_F32; g.b = nullptr;
+  g.rsa = tA ? 1 : k; g.csa = tA ? m : 1;
+  g.rsb = tB ? 1 : n; g.csb = tB ? k : 1;
+  g.ldc = n;
+  const float* a = static_cast<const float*>(A.data); const float* b = static_cast<const float*>(B.data);
+  float* c = static_cast<float*>(C.data);
+  if (batch == 0 || m == 0 || n == 0) return nullptr;
+  auto one = [&](long i, int t) {
+    GemmCall gi = g;
+    gi.a = a + i * m * k; gi.b = b + i * k * n; gi.c = c + i * m * n;
+    if (t > 1) gemm_threads(gi, t); else isa.gemm(gi, 0, m, 0, n);
+  };
+  if (batch >= threads && threads > 1) {
+    const long per = (batch + threads - 1) / threads;
+    pool->run(threads, [&](int t) { for (long i = t * per; i < std::min(batch, (t + 1) * per); ++i) one(i, 1); });
+  } else {
+    for (long i = 0; i < batch; ++i) one(i, threads);
+  }
+  return nullptr;
+}
+
+static napi_value IsaName(napi_env env, napi_callback_info) {
+  napi_value s; napi_create_string_utf8(env, isa.name, NAPI_AUTO_LENGTH, &s); return s;
+}
+
+static napi_value Init(napi_env env, napi_value exports) {
+  napi_property_descriptor d[] = {
+    {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"bmm", nullptr, Bmm, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"isa", nullptr, IsaName, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_define_properties(env, exports, 3, d);
+  return exports;
+}
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

@@ -1,0 +1,41 @@
+// One GEMM (or GEMV) call as the addon receives it, and the kernels each ISA build provides.
+// Row-major storage with explicit strides, so transposes are only different strides:
+// A(i,p) = a[i*rsa + p*csa], B(p,j) = b[p*rsb + j*csb], C(i,j) = c[i*ldc + j].
+#pragma once
+#include <cstdint>
+
+enum BType : int { B_F32 = 0, B_BF16 = 1, B_F16 = 2 };
+
+struct GemmCall {
+  const float* a; long rsa, csa;
+  const void* b; long rsb, csb; BType btype;
+  float* c; long ldc;
+  long m, n, k;
+  bool accumulate;  // C += A B, else C = A B
+};
+
+// Each ISA build (gemm_kernel.h compiled with its flags) defines these in its namespace.
+#define DECLARE_ISA(NS)                                                                  \
+  namespace NS {                                                                         \
+  /* C rows [m0,m1) x columns [n0,n1), on the calling thread */                          \
+  void gemm_part(const GemmCall& g, long m0, long m1, long n0, long n1);                 \
+  /* small m, B stored [n, k] (csb == k stride contiguous): columns [n0,n1) */           \
+  void gemv_part(const GemmCall& g, long n0, long n1);                                   \
+  }
+DECLARE_ISA(isa_avx512)
+DECLARE_ISA(isa_avx2)
+DECLARE_ISA(isa_generic)
+
+// half -> float without F16C (packing is scalar; exact for every value, NaN payloads kept)
+static inline float half_to_float(uint16_t h) {
+  uint32_t s = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff, bits;
+  if (e == 0) {
+    if (m == 0) bits = s;
+    else { float f = (float)m * (1.0f / 16777216.0f); return s ? -f : f; }  // subnormal: m * 2^-24
+  } else if (e == 31) bits = s | 0x7f800000u | (m << 13);
+  else bits = s | ((e + 112) << 23) | (m << 13);
+  float f; __builtin_memcpy(&f, &bits, 4); return f;
+}
+static inline float bf16_to_float(uint16_t h) {
+  uint32_t bits = (uint32_t)h << 16; float f; __builtin_memcpy(&f, &bits, 4); return f;
+}

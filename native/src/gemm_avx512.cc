@@ -1,0 +1,5 @@
+// AVX-512 build of gemm_kernel.h: 16-float vectors, 8 x 32 tiles (16 accumulators of 32 registers)
+#define KNS isa_avx512
+#define KW 16
+#define KMR 8
+#include "gemm_kernel.h"

@@ -1,0 +1,260 @@
+// The GEMM itself, written once with GCC vector extensions and compiled once per ISA
+// (gemm_avx512.cc, gemm_avx2.cc, gemm_generic.cc define KNS, KW, KMR first).
+//
+// BLIS's loop nest: for each NC-wide column block and KC-deep slice of K, B's slice is packed into
+// NR-wide strips (widened from bf16/f16 here, so 16-bit weights are never widened whole); for
+// each MC-tall row block A is packed into MR-tall strips; an MR x NR micro-kernel keeps its tile of
+// C in registers for the whole slice. Every element of C is the sum over K in the same order
+// (slice by slice, k ascending) whatever the thread split, so results do not depend on threads.
+#include <cstring>
+#include <cstdlib>
+#include <algorithm>
+#include "gemm.h"
+
+namespace KNS {
+
+typedef float vf __attribute__((vector_size(KW * 4)));
+typedef uint16_t vh __attribute__((vector_size(KW * 2)));
+typedef uint32_t vu __attribute__((vector_size(KW * 4)));
+
+constexpr int W = KW, MR = KMR, NR = 2 * KW;
+constexpr long KC = 256, MC = MR * 24, NC = NR * 256;
+
+static inline vf loadu(const float* p) { vf v; std::memcpy(&v, p, sizeof v); return v; }
+static inline void storeu(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
+static inline float hsum(vf v) {
+  float s = 0;
+  for (int i = 0; i < W; ++i) s += v[i];
+  return s;
+}
+
+// per-thread packing buffers, 64-byte aligned, grown on demand
+struct Packs {
+  float* a = nullptr; float* b = nullptr; size_t na = 0, nb = 0;
+  ~Packs() { std::free(a); std::free(b); }
+};
+static thread_local Packs packs;
+static float* grow(float*& p, size_t& have, size_t need) {
+  if (have < need) {
+    std::free(p);
+    p = static_cast<float*>(std::aligned_alloc(64, ((need * 4 + 63) / 64) * 64));
+    have = p ? need : 0;
+  }
+  return p;
+}
+
+template <typename T> static inline float widen(T x);
+template <> inline float widen<float>(float x) { return x; }
+template <> inline float widen<uint16_t>(uint16_t x) { return bf16_to_float(x); }
+struct half_t { uint16_t v; };
+template <> inline float widen<half_t>(half_t x) { return half_to_float(x.v); }
+
+// A block [mc x kc] at a (strides rs, cs) -> MR-row strips, each [kc][MR], zero-padded rows
+static void pack_a(const float* a, long rs, long cs, long mc, long kc, float* dst) {
+  for (long i0 = 0; i0 < mc; i0 += MR) {
+    const long mr = std::min<long>(MR, mc - i0);
+    if (cs == 1 && mr == MR) {
+      // rows contiguous: read MR row streams side by side, write the strip in order
+      const float* src[MR];
+      for (int i = 0; i < MR; ++i) src[i] = a + (i0 + i) * rs;
+      for (long p = 0; p < kc; ++p)
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; ++i) dst[p * MR + i] = src[i][p];
+    } else if (cs == 1) {
+      for (long i = 0; i < mr; ++i) {
+        const float* src = a + (i0 + i) * rs;
+        for (long p = 0; p < kc; ++p) dst[p * MR + i] = src[p];
+      }
+    } else {
+      for (long p = 0; p < kc; ++p) {
+        const float* src = a + p * cs + i0 * rs;
+        for (long i = 0; i < mr; ++i) dst[p * MR + i] = src[i * rs];
+      }
+    }
+    for (long i = mr; i < MR; ++i)
+      for (long p = 0; p < kc; ++p) dst[p * MR + i] = 0.f;
+    dst += MR * kc;
+  }
+}
+
+// B block [kc x nc] at b (strides rs, cs) -> NR-column strips, each [kc][NR], zero-padded columns
+template <typename T>
+static void pack_b(const T* b, long rs, long cs, long kc, long nc, float* dst) {
+  for (long j0 = 0; j0 < nc; j0 += NR) {
+    const long nr = std::min<long>(NR, nc - j0);
+    if (rs == 1 && nr == NR) {  // B stored [n, k] (weights): NR column streams side by side
+      const T* src[NR];
+      for (int j = 0; j < NR; ++j) src[j] = b + (j0 + j) * cs;
+      for (long p = 0; p < kc; ++p)
+#pragma GCC unroll 32
+        for (int j = 0; j < NR; ++j) dst[p * NR + j] = widen<T>(src[j][p]);
+    } else if (rs == 1) {
+      for (long j = 0; j < nr; ++j) {
+        const T* src = b + (j0 + j) * cs;
+        for (long p = 0; p < kc; ++p) dst[p * NR + j] = widen<T>(src[p]);
+      }
+    } else {
+      for (long p = 0; p < kc; ++p) {
+        const T* src = b + p * rs + j0 * cs;
+        for (long j = 0; j < nr; ++j) dst[p * NR + j] = widen<T>(src[j * cs]);
+      }
+    }
+    if (nr < NR)
+      for (long p = 0; p < kc; ++p)
+        for (long j = nr; j < NR; ++j) dst[p * NR + j] = 0.f;
+    dst += NR * kc;
+  }
+}
+
+// C tile [mr x nr] (+)= A strip [kc][MR] . B strip [kc][NR]
+static inline void micro(long kc, const float* __restrict ap, const float* __restrict bp, float* c, long ldc,
+                         bool add, long mr, long nr) {
+  vf acc[MR][2];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    acc[i][0] = acc[i][1] = vf{};
+    // C's tile is read and written after the loop: start fetching it now (it is usually not in cache)
+    __builtin_prefetch(c + i * ldc, 1, 3);
+    __builtin_prefetch(c + i * ldc + NR - 1, 1, 3);
+  }
+#pragma GCC unroll 4
+  for (long p = 0; p < kc; ++p) {
+    const vf b0 = loadu(bp), b1 = loadu(bp + W);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const float x = ap[i];
+      acc[i][0] += x * b0;
+      acc[i][1] += x * b1;
+    }
+    ap += MR; bp += NR;
+  }
+  if (mr == MR && nr == NR) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      float* r = c + i * ldc;
+      if (add) { storeu(r, loadu(r) + acc[i][0]); storeu(r + W, loadu(r + W) + acc[i][1]); }
+      else { storeu(r, acc[i][0]); storeu(r + W, acc[i][1]); }
+    }
+  } else {
+    alignas(64) float t[MR * NR];
+    for (int i = 0; i < MR; ++i) { storeu(t + i * NR, acc[i][0]); storeu(t + i * NR + W, acc[i][1]); }
+    for (long i = 0; i < mr; ++i)
+      for (long j = 0; j < nr; ++j) c[i * ldc + j] = add ? c[i * ldc + j] + t[i * NR + j] : t[i * NR + j];
+  }
+}
+
+template <typename T>
+static void gemm_typed(const GemmCall& g, long m0, long m1, long n0, long n1) {
+  const T* B = static_cast<const T*>(g.b);
+  if (g.k == 0) {
+    if (!g.accumulate)
+      for (long i = m0; i < m1; ++i) std::fill(g.c + i * g.ldc + n0, g.c + i * g.ldc + n1, 0.f);
+    return;
+  }
+  float* pa = grow(packs.a, packs.na, (size_t)MC * KC);
+  float* pb = grow(packs.b, packs.nb, (size_t)KC * NC);
+  if (!pa || !pb) std::abort();
+  for (long jc = n0; jc < n1; jc += NC) {
+    const long nc = std::min(NC, n1 - jc);
+    for (long pc = 0; pc < g.k; pc += KC) {
+      const long kc = std::min(KC, g.k - pc);
+      pack_b<T>(B + pc * g.rsb + jc * g.csb, g.rsb, g.csb, kc, nc, pb);
+      const bool add = pc > 0 || g.accumulate;
+      for (long ic = m0; ic < m1; ic += MC) {
+        const long mc = std::min(MC, m1 - ic);
+        pack_a(g.a + ic * g.rsa + pc * g.csa, g.rsa, g.csa, mc, kc, pa);
+        for (long jr = 0; jr < nc; jr += NR)
+          for (long ir = 0; ir < mc; ir += MR)
+            micro(kc, pa + ir * kc, pb + jr * kc, g.c + (ic + ir) * g.ldc + jc + jr, g.ldc, add,
+                  std::min<long>(MR, mc - ir), std::min<long>(NR, nc - jr));
+      }
+    }
+  }
+}
+
+void gemm_part(const GemmCall& g, long m0, long m1, long n0, long n1) {
+  if (m0 >= m1 || n0 >= n1) return;
+  if (g.btype == B_F32) gemm_typed<float>(g, m0, m1, n0, n1);
+  else if (g.btype == B_BF16) gemm_typed<uint16_t>(g, m0, m1, n0, n1);
+  else gemm_typed<half_t>(g, m0, m1, n0, n1);
+}
+
+// W values of row `r` from element p, widened
+template <typename T> static inline vf wload(const T* r);
+template <> inline vf wload<float>(const float* r) { return loadu(r); }
+template <> inline vf wload<uint16_t>(const uint16_t* r) {
+  vh h; std::memcpy(&h, r, sizeof h);
+  vu u = __builtin_convertvector(h, vu) << 16;
+  vf f; std::memcpy(&f, &u, sizeof f); return f;
+}
+template <> inline vf wload<half_t>(const half_t* r) {
+  alignas(64) float t[W];
+  for (int i = 0; i < W; ++i) t[i] = half_to_float(r[i].v);
+  return loadu(t);
+}
+
+// C[i, j] (+)= sum_p A[i, p] B[j, p] for M (<= 4) rows of A, four weight rows at a time: each
+// weight element is read once and used M times; the weights stream from memory at its speed.
+template <typename T, int M>
+static void gemv_typed(const GemmCall& g, long n0, long n1) {
+  const T* B = static_cast<const T*>(g.b);
+  const long k = g.k, kv = k / W * W;
+  const float* A = g.a;
+  long j = n0;
+  auto finish = [&](long jj, int i, float s) {
+    float* c = g.c + i * g.ldc + jj;
+    *c = g.accumulate ? *c + s : s;
+  };
+  for (; j + 4 <= n1; j += 4) {
+    const T* r[4] = {B + j * g.csb, B + (j + 1) * g.csb, B + (j + 2) * g.csb, B + (j + 3) * g.csb};
+    vf acc[4][M];
+    for (int q = 0; q < 4; ++q) for (int i = 0; i < M; ++i) acc[q][i] = vf{};
+    for (long p = 0; p < kv; p += W) {
+      vf x[M];
+      for (int i = 0; i < M; ++i) x[i] = loadu(A + i * g.rsa + p);
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) {
+        const vf w = wload<T>(r[q] + p);
+        for (int i = 0; i < M; ++i) acc[q][i] += w * x[i];
+      }
+    }
+    for (int q = 0; q < 4; ++q)
+      for (int i = 0; i < M; ++i) {
+        float s = hsum(acc[q][i]);
+        for (long p = kv; p < k; ++p) s += A[i * g.rsa + p] * widen<T>(r[q][p]);
+        finish(j + q, i, s);
+      }
+  }
+  for (; j < n1; ++j) {
+    const T* r = B + j * g.csb;
+    vf acc[M];
+    for (int i = 0; i < M; ++i) acc[i] = vf{};
+    for (long p = 0; p < kv; p += W) {
+      const vf w = wload<T>(r + p);
+      for (int i = 0; i < M; ++i) acc[i] += w * loadu(A + i * g.rsa + p);
+    }
+    for (int i = 0; i < M; ++i) {
+      float s = hsum(acc[i]);
+      for (long p = kv; p < k; ++p) s += A[i * g.rsa + p] * widen<T>(r[p]);
+      finish(j, i, s);
+    }
+  }
+}
+
+template <typename T> static void gemv_m(const GemmCall& g, long n0, long n1) {
+  switch (g.m) {
+    case 1: gemv_typed<T, 1>(g, n0, n1); break;
+    case 2: gemv_typed<T, 2>(g, n0, n1); break;
+    case 3: gemv_typed<T, 3>(g, n0, n1); break;
+    default: gemv_typed<T, 4>(g, n0, n1); break;
+  }
+}
+
+void gemv_part(const GemmCall& g, long n0, long n1) {
+  if (n0 >= n1) return;
+  if (g.btype == B_F32) gemv_m<float>(g, n0, n1);
+  else if (g.btype == B_BF16) gemv_m<uint16_t>(g, n0, n1);
+  else gemv_m<half_t>(g, n0, n1);
+}
+
+}  // namespace KNS

@@ -1,0 +1,91 @@
+/**
+ * GEMMs in the project's own native kernels (native/, a Node-API addon built at install): AVX-512,
+ * AVX2+FMA or plain-vector builds of one packed GEMM, picked for the CPU at load. Operands are read
+ * in place from the JS arrays (plain or SharedArrayBuffer-backed), 16-bit weights are widened
+ * while they are packed, and products with at most 4 rows (decoding) stream the stored weights on
+ * all threads. Calls are synchronous: each costs a few microseconds, not onnxruntime's ~120.
+ *
+ * The addon is optional: where it was not built (no compiler) this module throws on import and
+ * select.ts falls back to onnxruntime, then WebAssembly.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import type { Backend, GemmArgs, BmmArgs, Operand } from './backend.js';
+import { jsBackend } from './js-backend.js';
+
+interface NativeKernels {
+  gemm(a: Float32Array, aOff: number, lda: number, transA: boolean, b: Float32Array | Uint16Array, bOff: number, ldb: number, transB: boolean,
+    bType: number, c: Float32Array, cOff: number, ldc: number, m: number, n: number, k: number, accumulate: boolean, threads: number): void;
+  bmm(a: Float32Array, b: Float32Array, c: Float32Array, batch: number, m: number, n: number, k: number, transA: boolean, transB: boolean, threads: number): void;
+  isa(): string;
+}
+
+/** Below this many multiply-adds the JS kernel is as fast as any call out. */
+const SMALL_MACS = 1 << 12;
+
+function loadKernels(): NativeKernels {
+  // dist/src/engine -> package root (three up); src/engine (ts-node style) -> two up
+  for (const up of ['../../../', '../../']) {
+    const file = fileURLToPath(new URL(`${up}native/build/Release/shortened_native.node`, import.meta.url));
+    if (existsSync(file)) return createRequire(import.meta.url)(file) as NativeKernels;
+  }
+  throw new Error('native kernels are not built (npm run build:native); using onnxruntime or WebAssembly');
+}
+
+const kernels = loadKernels();
+
+/** The instruction set the native kernels run on here: avx512, avx2 or generic. */
+export function nativeIsa(): string { return kernels.isa(); }
+
+const B_TYPE = { f32: 0, bf16: 1, f16: 2 } as const;
+
+function operandData(p: Operand): { data: Float32Array | Uint16Array; bType: number } {
+  if (p instanceof Float32Array) return { data: p, bType: 0 };
+  return { data: p.data, bType: B_TYPE[p.dtype] };
+}
+
+export interface NativeBackendOptions {
+  /** threads per product (default: all cores) */
+  threads?: number;
+}
+
+export class NativeBackend implements Backend {
+  readonly name = 'native';
+  private threads: number;
+
+  constructor(opts: NativeBackendOptions = {}) {
+    this.threads = Math.max(1, opts.threads ?? availableParallelism());
+  }
+
+  gemm(x: GemmArgs): Promise<void> {
+    if (x.m * x.n * x.k < SMALL_MACS) return jsBackend.gemm(x);
+    const { m, n, k } = x, transA = x.transA ?? false, transB = x.transB ?? false;
+    const parts = Array.isArray(x.b) ? x.b : [x.b];
+    const lda = transA ? m : k;
+    let off = 0;
+    parts.forEach((p, i) => {
+      const { data, bType } = operandData(p);
+      if (transB) {
+        // [n_i, k] weights side by side along N: part i fills its own column range of C
+        const ni = parts.length === 1 ? n : data.length / k;
+        kernels.gemm(x.a, 0, lda, transA, data, 0, k, true, bType, x.c, off, n, m, ni, k, x.accumulate ?? false, this.threads);
+        off += ni;
+      } else {
+        // [k_i, n] weights stacked along K: C (+)= A[:, k0:k0+k_i] W_i, the first one sets C
+        const ki = parts.length === 1 ? k : data.length / n;
+        kernels.gemm(x.a, transA ? off * m : off, lda, transA, data, 0, n, false, bType, x.c, 0, n, m, n, ki, i > 0 || (x.accumulate ?? false), this.threads);
+        off += ki;
+      }
+    });
+    if (off !== (transB ? n : k) && parts.length > 1) throw new Error(`gemm: stacked operands cover ${off} of ${transB ? n : k} ${transB ? 'columns' : 'rows'}`);
+    return Promise.resolve();
+  }
+
+  bmm(x: BmmArgs): Promise<void> {
+    if (x.batch * x.m * x.n * x.k < SMALL_MACS) return jsBackend.bmm(x);
+    kernels.bmm(x.a, x.b, x.c, x.batch, x.m, x.n, x.k, x.transA ?? false, x.transB ?? false, this.threads);
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * The native kernels beyond backends.test.ts: products spanning several K slices and row/column
+ * blocks, results that do not depend on the thread count (data-parallel replicas rely on it),
+ * SharedArrayBuffer operands, every ISA build this CPU can run agreeing with the JS GEMM, and a
+ * clear error for an operand too short for its shape.
+ */
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { gemmF32 } from '../src/engine/js-backend.js';
+import { NativeBackend, nativeIsa } from '../src/engine/native-backend.js';
+import { fromF32 } from '../src/engine/tensor.js';
+import { assertClose } from './fixtures.js';
+import { mulberry32 } from '../src/util/rng.js';
+
+const rng = mulberry32(11);
+const rand = (n: number) => Float32Array.from({ length: n }, () => rng() * 2 - 1);
+const one = new NativeBackend({ threads: 1 }), two = new NativeBackend({ threads: 2 });
+
+test(`native (${nativeIsa()}): products over several K slices and row/column blocks match the JS GEMM`, async () => {
+  for (const [m, n, k] of [[300, 530, 600], [7, 4200, 40], [1000, 19, 513]] as const) {
+    for (const transA of [false, true]) for (const transB of [false, true]) {
+      const a = rand(m * k), b = rand(n * k), c0 = rand(m * n);
+      const exp = Float32Array.from(c0);
+      gemmF32(a, b, exp, m, n, k, transA, transB, true);
+      const got = Float32Array.from(c0);
+      await two.gemm({ a, b, c: got, m, n, k, transA, transB, accumulate: true });
+      assertClose(got, exp, 1e-4, 1e-4, `${m}x${n}x${k} tA=${transA} tB=${transB}`);
+    }
+  }
+});
+
+test('native: results are the same bits on 1 and 2 threads (GEMM, bf16 weights, GEMV, bmm)', async () => {
+  const m = 333, n = 700, k = 520;
+  const a = rand(m * k), w = fromF32(rand(n * k), [n, k], 'bf16');
+  for (const rows of [m, 3]) {
+    const c1 = new Float32Array(rows * n), c2 = new Float32Array(rows * n);
+    await one.gemm({ a, b: w, c: c1, m: rows, n, k, transB: true });
+    await two.gemm({ a, b: w, c: c2, m: rows, n, k, transB: true });
+    assert.deepEqual(c2, c1, `rows=${rows}`);
+  }
+  const batch = 6, bm = 64, bn = 80, bk = 48;
+  const x = rand(batch * bm * bk), y = rand(batch * bk * bn);
+  const d1 = new Float32Array(batch * bm * bn), d2 = new Float32Array(batch * bm * bn);
+  await one.bmm({ a: x, b: y, c: d1, batch, m: bm, n: bn, k: bk, transB: false });
+  await two.bmm({ a: x, b: y, c: d2, batch, m: bm, n: bn, k: bk, transB: false });
+  assert.deepEqual(d2, d1);
+});
+
+test('native: operands in SharedArrayBuffers are read and written in place', async () => {
+  const m = 40, n = 50, k = 60;
+  const a = new Float32Array(new SharedArrayBuffer(m * k * 4)), b = new Float32Array(new SharedArrayBuffer(n * k * 4));
+  a.set(rand(m * k)); b.set(rand(n * k));
+  const c = new Float32Array(new SharedArrayBuffer(m * n * 4)), exp = new Float32Array(m * n);
+  gemmF32(a, b, exp, m, n, k, false, true, false);
+  await two.gemm({ a, b, c, m, n, k, transB: true });
+  assertClose(c, exp, 1e-5, 1e-5, 'C');
+});
+
+test('native: an operand shorter than its shape is refused with an error, not read past', async () => {
+  const a = rand(100 * 64), b = rand(64 * 64), c = new Float32Array(100 * 64);
+  await assert.rejects(async () => two.gemm({ a: a.subarray(0, 99 * 64), b, c, m: 100, n: 64, k: 64 }), /out of bounds/);
+  await assert.rejects(async () => two.gemm({ a, b, c: c.subarray(0, 10), m: 100, n: 64, k: 64 }), /out of bounds/);
+});
+
+test('native: every ISA build this CPU runs agrees with the JS GEMM', () => {
+  const script = fileURLToPath(new URL('./native-isa-check.js', import.meta.url));
+  const builds = nativeIsa() === 'avx512' ? ['avx512', 'avx2', 'generic'] : nativeIsa() === 'avx2' ? ['avx2', 'generic'] : ['generic'];
+  for (const isa of builds) {
+    const r = spawnSync(process.execPath, [script], { env: { ...process.env, SHORTENED_NATIVE_ISA: isa === 'avx512' ? '' : isa }, encoding: 'utf8' });
+    assert.equal(r.status, 0, `${isa}: ${r.stderr}`);
+    assert.match(r.stdout, new RegExp(`^${isa} ok`), r.stdout);
+  }
+});
