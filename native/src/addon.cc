@@ -14,26 +14,21 @@
 #include <vector>
 #include "gemm.h"
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-static inline void cpu_relax() { _mm_pause(); }
-#else
-static inline void cpu_relax() {}
-#endif
 
 // ---- ISA dispatch -------------------------------------------------------------------------------
 
 typedef void (*GemmPart)(const GemmCall&, long, long, long, long);
 typedef void (*GemvPart)(const GemmCall&, long, long);
-struct Isa { const char* name; GemmPart gemm; GemvPart gemv; int mr, nr; };
+typedef void (*GemmShared)(const GemmCall&, const SharedPack&);
+struct Isa { const char* name; GemmPart gemm; GemvPart gemv; GemmShared shared; long (*shared_floats)(); int mr, nr; };
 
 static Isa pick_isa() {
   const char* want = std::getenv("SHORTENED_NATIVE_ISA");  // lower it for tests: avx2, generic
-  const Isa generic{"generic", isa_generic::gemm_part, isa_generic::gemv_part, 6, 8};
+  const Isa generic{"generic", isa_generic::gemm_part, isa_generic::gemv_part, isa_generic::gemm_shared, isa_generic::shared_pack_floats, 6, 8};
 #if defined(HAVE_X86_KERNELS)
   __builtin_cpu_init();
-  const Isa avx512{"avx512", isa_avx512::gemm_part, isa_avx512::gemv_part, 8, 32};
-  const Isa avx2{"avx2", isa_avx2::gemm_part, isa_avx2::gemv_part, 6, 16};
+  const Isa avx512{"avx512", isa_avx512::gemm_part, isa_avx512::gemv_part, isa_avx512::gemm_shared, isa_avx512::shared_pack_floats, 8, 32};
+  const Isa avx2{"avx2", isa_avx2::gemm_part, isa_avx2::gemv_part, isa_avx2::gemm_shared, isa_avx2::shared_pack_floats, 6, 16};
   const bool has512 = __builtin_cpu_supports("avx512f"), has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   if (want && !std::strcmp(want, "generic")) return generic;
   if (want && !std::strcmp(want, "avx2")) return has2 ? avx2 : generic;
@@ -84,7 +79,12 @@ struct Pool {
 
   // f(0) on the calling thread, f(1..n-1) on workers; returns when all are done
   void run(int n, const std::function<void(int)>& f) {
-    if (n <= 1 || !busy.try_lock()) { for (int t = 0; t < n; ++t) f(t); return; }
+    if (n <= 1 || !try_run(n, f)) for (int t = 0; t < n; ++t) f(t);
+  }
+
+  // f(0..n-1) truly side by side (parts that wait for each other need that); false when the pool is busy
+  bool try_run(int n, const std::function<void(int)>& f) {
+    if (!busy.try_lock()) return false;
     ensure(n - 1);
     {
       std::lock_guard<std::mutex> l(mu);
@@ -96,9 +96,11 @@ struct Pool {
     f(0);
     while (pending.load(std::memory_order_acquire) != 0) cpu_relax();
     busy.unlock();
+    return true;
   }
 };
-static Pool* pool = new Pool();  // never destroyed: detached workers outlive static destruction
+static Pool* pool = new Pool();
+static std::mutex shared_mu;  // the shared B buffer: one product at a time  // never destroyed: detached workers outlive static destruction
 
 // ---- splitting one product over threads ----------------------------------------------------------
 
@@ -112,6 +114,19 @@ static void gemm_threads(const GemmCall& g, int threads) {
     return;
   }
   const long tilesM = (g.m + isa.mr - 1) / isa.mr, tilesN = (g.n + isa.nr - 1) / isa.nr;
+  if (t > 1 && tilesM >= 8L * t && g.k >= 64) {
+    // enough rows for every thread: split them and pack each slice of B once, together
+    static float* shared = nullptr; static long have = 0;
+    std::unique_lock<std::mutex> own(shared_mu, std::try_to_lock);
+    if (own.owns_lock()) {
+      const long need = isa.shared_floats();
+      if (have < need) { std::free(shared); shared = static_cast<float*>(std::aligned_alloc(64, need * 4)); have = shared ? need : 0; }
+      if (shared) {
+        Barrier bar; bar.n = t;
+        if (pool->try_run(t, [&](int i) { isa.shared(g, SharedPack{shared, &bar, i, t}); })) return;
+      }
+    }
+  }
   // split N (each thread packs all of A) unless A is the larger operand or N has too few tiles
   const bool splitN = tilesN >= t && (g.m <= g.n || tilesM < t);
   if (!splitN && tilesM < t) t = (int)std::max<long>(1, tilesM);

@@ -2,7 +2,32 @@
 // Row-major storage with explicit strides, so transposes are only different strides:
 // A(i,p) = a[i*rsa + p*csa], B(p,j) = b[p*rsb + j*csb], C(i,j) = c[i*ldc + j].
 #pragma once
+#include <atomic>
 #include <cstdint>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+static inline void cpu_relax() { _mm_pause(); }
+#else
+static inline void cpu_relax() {}
+#endif
+
+// A spinning barrier for the threads of one product (they are all running; waits are short).
+struct Barrier {
+  std::atomic<int> count{0}, gen{0};
+  int n = 1;
+  void wait() {
+    const int g = gen.load(std::memory_order_acquire);
+    if (count.fetch_add(1, std::memory_order_acq_rel) == n - 1) {
+      count.store(0, std::memory_order_relaxed);
+      gen.fetch_add(1, std::memory_order_release);
+    } else {
+      while (gen.load(std::memory_order_acquire) == g) cpu_relax();
+    }
+  }
+};
+
+// What the threads of one product share: B's packed slice (each thread packs its part of the strips).
+struct SharedPack { float* b; Barrier* bar; int t, threads; };
 
 enum BType : int { B_F32 = 0, B_BF16 = 1, B_F16 = 2 };
 
@@ -19,6 +44,9 @@ struct GemmCall {
   namespace NS {                                                                         \
   /* C rows [m0,m1) x columns [n0,n1), on the calling thread */                          \
   void gemm_part(const GemmCall& g, long m0, long m1, long n0, long n1);                 \
+  /* thread sp.t of sp.threads: all columns, its share of the rows, B packed together */ \
+  void gemm_shared(const GemmCall& g, const SharedPack& sp);                             \
+  long shared_pack_floats();                                                             \
   /* small m, B stored [n, k] (csb == k stride contiguous): columns [n0,n1) */           \
   void gemv_part(const GemmCall& g, long n0, long n1);                                   \
   }

@@ -172,6 +172,46 @@ static void gemm_typed(const GemmCall& g, long m0, long m1, long n0, long n1) {
   }
 }
 
+// Threads split the rows and share each packed slice of B: every thread packs its share of the
+// strips into one buffer, waits for the others, then multiplies its rows by all of it. Nothing is
+// packed twice, and each element's sum is in the same order as gemm_part's.
+template <typename T>
+static void gemm_shared_typed(const GemmCall& g, const SharedPack& sp) {
+  const T* B = static_cast<const T*>(g.b);
+  const long tiles = (g.m + MR - 1) / MR, per = (tiles + sp.threads - 1) / sp.threads;
+  const long m0 = std::min(g.m, sp.t * per * MR), m1 = std::min(g.m, (sp.t + 1) * per * MR);
+  float* pa = grow(packs.a, packs.na, (size_t)MC * KC);
+  if (!pa) std::abort();
+  for (long jc = 0; jc < g.n; jc += NC) {
+    const long nc = std::min(NC, g.n - jc), strips = (nc + NR - 1) / NR, sper = (strips + sp.threads - 1) / sp.threads;
+    const long s0 = std::min(strips, sp.t * sper), s1 = std::min(strips, (sp.t + 1) * sper);
+    for (long pc = 0; pc < g.k; pc += KC) {
+      const long kc = std::min(KC, g.k - pc);
+      if (s1 > s0)
+        pack_b<T>(B + pc * g.rsb + (jc + s0 * NR) * g.csb, g.rsb, g.csb, kc, std::min(nc - s0 * NR, (s1 - s0) * NR), sp.b + s0 * NR * kc);
+      sp.bar->wait();  // the whole slice is packed
+      const bool add = pc > 0 || g.accumulate;
+      for (long ic = m0; ic < m1; ic += MC) {
+        const long mc = std::min(MC, m1 - ic);
+        pack_a(g.a + ic * g.rsa + pc * g.csa, g.rsa, g.csa, mc, kc, pa);
+        for (long jr = 0; jr < nc; jr += NR)
+          for (long ir = 0; ir < mc; ir += MR)
+            micro(kc, pa + ir * kc, sp.b + jr * kc, g.c + (ic + ir) * g.ldc + jc + jr, g.ldc, add,
+                  std::min<long>(MR, mc - ir), std::min<long>(NR, nc - jr));
+      }
+      sp.bar->wait();  // everyone is done with this slice before it is repacked
+    }
+  }
+}
+
+void gemm_shared(const GemmCall& g, const SharedPack& sp) {
+  if (g.btype == B_F32) gemm_shared_typed<float>(g, sp);
+  else if (g.btype == B_BF16) gemm_shared_typed<uint16_t>(g, sp);
+  else gemm_shared_typed<half_t>(g, sp);
+}
+
+long shared_pack_floats() { return KC * NC; }
+
 void gemm_part(const GemmCall& g, long m0, long m1, long n0, long n1) {
   if (m0 >= m1 || n0 >= n1) return;
   if (g.btype == B_F32) gemm_typed<float>(g, m0, m1, n0, n1);
