@@ -143,6 +143,20 @@ static inline void micro(long kc, const float* __restrict ap, const float* __res
   }
 }
 
+// C rows [m0,m1) x columns [jc,jc+nc) (+)= A's slice pc..pc+kc times B's packed slice pb:
+// A packed MC rows at a time into pa, then every MR x NR tile
+static void multiply_slice(const GemmCall& g, long m0, long m1, long jc, long nc, long pc, long kc, float* pa, const float* pb) {
+  const bool add = pc > 0 || g.accumulate;
+  for (long ic = m0; ic < m1; ic += MC) {
+    const long mc = std::min(MC, m1 - ic);
+    pack_a(g.a + ic * g.rsa + pc * g.csa, g.rsa, g.csa, mc, kc, pa);
+    for (long jr = 0; jr < nc; jr += NR)
+      for (long ir = 0; ir < mc; ir += MR)
+        micro(kc, pa + ir * kc, pb + jr * kc, g.c + (ic + ir) * g.ldc + jc + jr, g.ldc, add,
+              std::min<long>(MR, mc - ir), std::min<long>(NR, nc - jr));
+  }
+}
+
 template <typename T>
 static void gemm_typed(const GemmCall& g, long m0, long m1, long n0, long n1) {
   const T* B = static_cast<const T*>(g.b);
@@ -159,15 +173,7 @@ static void gemm_typed(const GemmCall& g, long m0, long m1, long n0, long n1) {
     for (long pc = 0; pc < g.k; pc += KC) {
       const long kc = std::min(KC, g.k - pc);
       pack_b<T>(B + pc * g.rsb + jc * g.csb, g.rsb, g.csb, kc, nc, pb);
-      const bool add = pc > 0 || g.accumulate;
-      for (long ic = m0; ic < m1; ic += MC) {
-        const long mc = std::min(MC, m1 - ic);
-        pack_a(g.a + ic * g.rsa + pc * g.csa, g.rsa, g.csa, mc, kc, pa);
-        for (long jr = 0; jr < nc; jr += NR)
-          for (long ir = 0; ir < mc; ir += MR)
-            micro(kc, pa + ir * kc, pb + jr * kc, g.c + (ic + ir) * g.ldc + jc + jr, g.ldc, add,
-                  std::min<long>(MR, mc - ir), std::min<long>(NR, nc - jr));
-      }
+      multiply_slice(g, m0, m1, jc, nc, pc, kc, pa, pb);
     }
   }
 }
@@ -190,15 +196,7 @@ static void gemm_shared_typed(const GemmCall& g, const SharedPack& sp) {
       if (s1 > s0)
         pack_b<T>(B + pc * g.rsb + (jc + s0 * NR) * g.csb, g.rsb, g.csb, kc, std::min(nc - s0 * NR, (s1 - s0) * NR), sp.b + s0 * NR * kc);
       sp.bar->wait();  // the whole slice is packed
-      const bool add = pc > 0 || g.accumulate;
-      for (long ic = m0; ic < m1; ic += MC) {
-        const long mc = std::min(MC, m1 - ic);
-        pack_a(g.a + ic * g.rsa + pc * g.csa, g.rsa, g.csa, mc, kc, pa);
-        for (long jr = 0; jr < nc; jr += NR)
-          for (long ir = 0; ir < mc; ir += MR)
-            micro(kc, pa + ir * kc, sp.b + jr * kc, g.c + (ic + ir) * g.ldc + jc + jr, g.ldc, add,
-                  std::min<long>(MR, mc - ir), std::min<long>(NR, nc - jr));
-      }
+      multiply_slice(g, m0, m1, jc, nc, pc, kc, pa, sp.b);
       sp.bar->wait();  // everyone is done with this slice before it is repacked
     }
   }

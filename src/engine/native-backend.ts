@@ -26,12 +26,10 @@ interface NativeKernels {
 const SMALL_MACS = 1 << 12;
 
 function loadKernels(): NativeKernels {
-  // dist/src/engine -> package root (three up); src/engine (ts-node style) -> two up
-  for (const up of ['../../../', '../../']) {
-    const file = fileURLToPath(new URL(`${up}native/build/Release/shortened_native.node`, import.meta.url));
-    if (existsSync(file)) return createRequire(import.meta.url)(file) as NativeKernels;
-  }
-  throw new Error('native kernels are not built (npm run build:native); using onnxruntime or WebAssembly');
+  // this file runs as dist/src/engine/native-backend.js: the package root is three up
+  const file = fileURLToPath(new URL('../../../native/build/Release/shortened_native.node', import.meta.url));
+  if (!existsSync(file)) throw new Error('native kernels are not built (npm run build:native); using onnxruntime or WebAssembly');
+  return createRequire(import.meta.url)(file) as NativeKernels;
 }
 
 const kernels = loadKernels();
@@ -63,6 +61,11 @@ export class NativeBackend implements Backend {
     if (x.m * x.n * x.k < SMALL_MACS) return jsBackend.gemm(x);
     const { m, n, k } = x, transA = x.transA ?? false, transB = x.transB ?? false;
     const parts = Array.isArray(x.b) ? x.b : [x.b];
+    const stacked = transB ? n : k;  // the dimension stacked operands split
+    if (parts.length > 1) {
+      const covered = parts.reduce((s, p) => s + (p instanceof Float32Array ? p.length : p.data.length), 0) / (transB ? k : n);
+      if (covered !== stacked) throw new Error(`gemm: stacked operands cover ${covered} of ${stacked} ${transB ? 'columns' : 'rows'}`);
+    }
     const lda = transA ? m : k;
     let off = 0;
     parts.forEach((p, i) => {
@@ -79,7 +82,6 @@ export class NativeBackend implements Backend {
         off += ki;
       }
     });
-    if (off !== (transB ? n : k) && parts.length > 1) throw new Error(`gemm: stacked operands cover ${off} of ${transB ? n : k} ${transB ? 'columns' : 'rows'}`);
     return Promise.resolve();
   }
 
