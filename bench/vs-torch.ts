@@ -38,6 +38,7 @@ import { Replicas, replicaWorkers, shareWeights } from '../src/train/replicas.js
 import { cptStepMemory } from '../src/model/memory.js';
 import { countParams } from '../src/io/config.js';
 import { findTorchPython, torchEnv } from '../src/torchjob/launch.js';
+import { openblasCore } from '../src/torchjob/openblas-core.js';
 import { projectDir, sharedDir, hasShared } from '../src/util/shared.js';
 import { argNumber, argString, argFlag } from '../src/util/args.js';
 import { mulberry32 } from '../src/util/rng.js';
@@ -188,7 +189,7 @@ async function main(): Promise<void> {
     ...(bf16Note ? ['', bf16Note] : []),
     '',
     table,
-    'Speed ratios are above 1 when ours is faster (ours / peer for rates, peer / ours for times). PyTorch runs as ../shared/anchors/torch_anchor.py and torch_train_anchor.py (OpenBLAS presets unset, OMP_WAIT_POLICY=PASSIVE); its PPL criterion is one removal timed and multiplied by L, as the reference code runs L full forwards.',
+    'Speed ratios are above 1 when ours is faster (ours / peer for rates, peer / ours for times). PyTorch runs as ../shared/anchors/torch_anchor.py and torch_train_anchor.py (OpenBLAS presets unset, its best core for this CPU set where it does not know the CPU, OMP_WAIT_POLICY=PASSIVE); its PPL criterion is one removal timed and multiplied by L, as the reference code runs L full forwards.',
   ];
   const md = lines.join('\n') + '\n';
   console.log('\n' + md);
@@ -206,14 +207,16 @@ function findTorch(): { torch: Torch | null; why: string } {
   if (!hasShared() || !fs.existsSync(anchor)) return { torch: null, why: `no ${anchor}` };
   const python = findTorchPython();
   if (!python) return { torch: null, why: 'no python3 here imports torch; Debian: apt-get install python3-torch libopenblas0-pthread' };
-  const v = spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8', env: torchEnv() });
+  const v = spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8', env: torchEnv(python) });
   return { torch: { python, version: v.stdout.trim() || '?' }, why: '' };
 }
 
 function machineLine(torch: Torch | null, backend: string, start: number[], end?: number[]): string {
   const cpu = os.cpus();
   const la = (l: number[]) => l.map((x) => x.toFixed(2)).join(' ');
-  return `machine: ${cpu.length} cores (${cpu[0]?.model.trim() ?? '?'}), load average ${la(start)}${end ? ` at the start, ${la(end)} at the end` : ''}; node ${process.version}, backend ${backend}; torch ${torch?.version ?? '–'}`;
+  const core = torch ? openblasCore(torch.python, torchEnv()) : null;
+  const blas = !core?.detected ? '' : core.forced ? `, OpenBLAS core ${core.forced} (set: it picked ${core.detected} for this CPU)` : `, OpenBLAS core ${core.detected}`;
+  return `machine: ${cpu.length} cores (${cpu[0]?.model.trim() ?? '?'}), load average ${la(start)}${end ? ` at the start, ${la(end)} at the end` : ''}; node ${process.version}, backend ${backend}; torch ${torch?.version ?? '–'}${blas}`;
 }
 
 const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
@@ -228,7 +231,7 @@ async function seconds(f: () => Promise<unknown>): Promise<number> {
 function torchJson(python: string, args: string[], what: string): Record<string, unknown> | null {
   console.log(`[torch] ${what} ...`);
   const t0 = performance.now();
-  const p = spawnSync(python, args, { encoding: 'utf8', env: torchEnv(), stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
+  const p = spawnSync(python, args, { encoding: 'utf8', env: torchEnv(python), stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
   const last = (p.stdout ?? '').trim().split('\n').pop() ?? '';
   try {
     if (p.status !== 0) throw new Error(`exit status ${p.status ?? p.signal}`);

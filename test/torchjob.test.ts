@@ -140,7 +140,7 @@ if (SKIP) console.log(`# torchjob: torch runs skipped: ${SKIP}`);
 
 /** Run a job: 2 CPU processes over gloo; the per-step log lines it printed. */
 function runJob(jobDir: string): TrainStep[] {
-  const r = spawnSync(PY!, [path.join(jobDir, 'train.py'), '--local', '2', '--cpu', '--progress', 'json'], { env: torchEnv(), encoding: 'utf8', timeout: 300_000 });
+  const r = spawnSync(PY!, [path.join(jobDir, 'train.py'), '--local', '2', '--cpu', '--progress', 'json'], { env: torchEnv(PY!), encoding: 'utf8', timeout: 300_000 });
   assert.equal(r.status, 0, `train.py failed:\n${r.stderr}`);
   return r.stdout.split('\n').filter((l) => l.startsWith('{"step"')).map((l) => JSON.parse(l) as TrainStep);
 }
@@ -244,7 +244,7 @@ describe('torch job vs our trainer: stories260K, one block removed, 2 gloo proce
     assert.equal(cptSteps.length, 50, 'the CPT test ran first');
     const jobDir = path.join(dir, 'cpt-kill');
     emitCptJob(cpt(path.join(dir, 'unused'), 10), { dir: jobDir });
-    const child = spawn(PY!, [path.join(jobDir, 'train.py'), '--local', '2', '--cpu', '--progress', 'json'], { env: torchEnv(), stdio: ['ignore', 'pipe', 'ignore'], detached: true });
+    const child = spawn(PY!, [path.join(jobDir, 'train.py'), '--local', '2', '--cpu', '--progress', 'json'], { env: torchEnv(PY!), stdio: ['ignore', 'pipe', 'ignore'], detached: true });
     const exited = new Promise((r) => child.once('exit', r));
     for await (const line of readline.createInterface({ input: child.stdout })) {
       if (line.startsWith('{"step"') && (JSON.parse(line) as TrainStep).step >= 14) break;

@@ -1,10 +1,11 @@
 // N-API entry points of the native kernels: gemm, bmm and the ISA they run on.
 // The calling (JS) thread does its share of every call; a small pool of worker threads does the
-// rest. Workers spin briefly between calls (GEMMs come in bursts) and then sleep, so they do not
-// hold a core the JS thread's own kernels need.
+// rest. Workers stay awake up to SPIN_MS between calls (GEMMs come in bursts with milliseconds of
+// JS work between them) and then sleep, so an idle process does not hold a core.
 #include <node_api.h>
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <condition_variable>
 #include <cstdlib>
@@ -40,6 +41,9 @@ static Isa pick_isa() {
 }
 static const Isa isa = pick_isa();
 
+// how long an idle worker waits awake for the next job before it sleeps
+constexpr int SPIN_MS = 20;
+
 // ---- thread pool --------------------------------------------------------------------------------
 
 struct Pool {
@@ -63,8 +67,14 @@ struct Pool {
   void loop(int id) {
     uint64_t seen = 0;
     for (;;) {
-      // spin ~50 us for the next job, then sleep
-      for (int i = 0; i < 20000 && generation.load(std::memory_order_acquire) == seen; ++i) cpu_relax();
+      // spin up to SPIN_MS for the next job, then sleep. The gaps between one layer's GEMMs (norms,
+      // attention on the JS thread) last milliseconds; a worker that slept through them comes back
+      // slowly (a woken virtual CPU runs its next GEMM at half speed), so it waits them out awake.
+      const auto spin_end = std::chrono::steady_clock::now() + std::chrono::milliseconds(SPIN_MS);
+      for (int i = 0; generation.load(std::memory_order_acquire) == seen; ++i) {
+        cpu_relax();
+        if ((i & 255) == 255 && std::chrono::steady_clock::now() > spin_end) break;
+      }
       if (generation.load(std::memory_order_acquire) == seen) {
         std::unique_lock<std::mutex> l(mu);
         wake.wait(l, [&] { return generation.load(std::memory_order_acquire) != seen; });

@@ -10,6 +10,7 @@ import readline from 'node:readline';
 import { progress } from '../util/progress.js';
 import { UserError } from '../util/errors.js';
 import { readJob } from './import.js';
+import { openblasCore } from './openblas-core.js';
 
 /** The interpreter that imports torch: --python, $SHORTENED_TORCH_PYTHON, Debian's /usr/bin/python3, python3. */
 export function findTorchPython(explicit?: string): string | null {
@@ -29,12 +30,16 @@ export function torchPythonOrThrow(explicit?: string): string {
 
 /**
  * The environment for torch on CPUs: OpenBLAS presets of this machine unset, OpenMP threads
- * sleeping when idle rather than spinning against the other processes.
+ * sleeping when idle rather than spinning against the other processes. Given the interpreter,
+ * OpenBLAS's kernels are also checked: where it does not know this CPU and falls back to SSE3
+ * kernels, the best core the CPU supports is set (see openblas-core.ts).
  */
-export function torchEnv(): NodeJS.ProcessEnv {
+export function torchEnv(python?: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' };
   delete env['OPENBLAS_CORETYPE'];
   delete env['OPENBLAS_L2_SIZE'];
+  const forced = python ? openblasCore(python, env).forced : undefined;
+  if (forced) env['OPENBLAS_CORETYPE'] = forced;
   return env;
 }
 
@@ -53,7 +58,7 @@ export async function launchTorchJob(dir: string, o: LaunchOptions = {}): Promis
   const job = readJob(dir);
   const py = torchPythonOrThrow(o.python);
   const args = [path.resolve(dir, 'train.py'), '--local', String(o.nproc ?? 1), '--progress', 'json', ...(o.cpu ? ['--cpu'] : []), ...(o.fsdp ? ['--fsdp'] : []), ...(o.threads ? ['--threads', String(o.threads)] : [])];
-  const child = spawn(py, args, { cwd: path.resolve(dir), env: torchEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(py, args, { cwd: path.resolve(dir), env: torchEnv(py), stdio: ['ignore', 'pipe', 'inherit'] });
   const bar = progress(o.label ?? `torch ${job.method} ${job.header.label}`, job.settings.steps, 'steps');
   const lines = readline.createInterface({ input: child.stdout });
   lines.on('line', (line) => {
