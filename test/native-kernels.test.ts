@@ -1,14 +1,16 @@
 /**
  * The native kernels beyond backends.test.ts: products spanning several K slices and row/column
  * blocks, results that do not depend on the thread count (data-parallel replicas rely on it),
- * SharedArrayBuffer operands, every ISA build this CPU can run agreeing with the JS GEMM, and a
- * clear error for an operand too short for its shape.
+ * SharedArrayBuffer operands, every ISA build this CPU can run agreeing with the JS GEMM, a
+ * clear error for an operand too short for its shape, strided A (lda), denormals flushed inside
+ * the kernels only, and the bulk copy.
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { gemmF32 } from '../src/engine/js-backend.js';
+import { gemmF32, jsBackend } from '../src/engine/js-backend.js';
+import { bulkCopy } from '../src/engine/backend.js';
 import { NativeBackend, nativeIsa } from '../src/engine/native-backend.js';
 import { fromF32 } from '../src/engine/tensor.js';
 import { assertClose } from './fixtures.js';
@@ -72,4 +74,57 @@ test('native: every ISA build this CPU runs agrees with the JS GEMM', () => {
     assert.equal(r.status, 0, `${isa}: ${r.stderr}`);
     assert.match(r.stdout, new RegExp(`^${isa} ok`), r.stdout);
   }
+});
+
+test('native: A read in place at a row stride (lda) matches the product of its dense copy, stacked parts too', async () => {
+  const N = 70, width = 300, inW = 90, r0 = 37, rc = 150;
+  const dY = rand(N * width), x = rand(N * inW);
+  // rows [r0, r0 + rc) of dY^T x: columns of dY read at stride `width`
+  const exp = new Float32Array(rc * inW), got = new Float32Array(rc * inW);
+  const cols = new Float32Array(N * rc);
+  for (let i = 0; i < N; i++) cols.set(dY.subarray(i * width + r0, i * width + r0 + rc), i * rc);
+  gemmF32(cols, x, exp, rc, inW, N, true, false, false);
+  await two.gemm({ a: dY.subarray(r0), lda: width, b: x, c: got, m: rc, n: inW, k: N, transA: true });
+  assertClose(got, exp, 1e-5, 1e-5, 'transA, lda');
+  // the same through the dense fallback every other backend uses
+  const viaJs = new Float32Array(rc * inW);
+  await jsBackend.gemm({ a: dY.subarray(r0), lda: width, b: x, c: viaJs, m: rc, n: inW, k: N, transA: true });
+  assert.deepEqual(viaJs, exp);
+  // K-stacked parts (dx = dY [W1; W2]) with a strided A: part i starts at column off_i of A's rows
+  const m = 40, lda = 130, k1 = 50, k2 = 70, n = 60;
+  const a = rand(m * lda), w1 = rand(k1 * n), w2 = rand(k2 * n);
+  const dense = new Float32Array(m * (k1 + k2));
+  for (let i = 0; i < m; i++) dense.set(a.subarray(i * lda, i * lda + k1 + k2), i * (k1 + k2));
+  const e2 = new Float32Array(m * n), g2 = new Float32Array(m * n);
+  gemmF32(dense, Float32Array.from([...w1, ...w2]), e2, m, n, k1 + k2, false, false, false);
+  await two.gemm({ a, lda, b: [w1, w2], c: g2, m, n, k: k1 + k2 });
+  assertClose(g2, e2, 1e-5, 1e-5, 'stacked, lda');
+  await assert.rejects(async () => two.gemm({ a, lda: 10, b: w1, c: g2, m, n, k: k1 }), /narrower/);
+});
+
+test('native: denormal operands count as zero inside the kernels, and JS arithmetic keeps its denormals', async () => {
+  const m = 64, n = 64, k = 64;
+  const a = rand(m * k), b = rand(k * n);
+  for (let i = 0; i < a.length; i += 3) a[i] = 1e-39; // below 2^-126: flushed
+  const zeroed = a.map((v) => (Math.abs(v) < 1.1754944e-38 ? 0 : v));
+  const got = new Float32Array(m * n), exp = new Float32Array(m * n);
+  await two.gemm({ a, b, c: got, m, n, k });
+  await two.gemm({ a: zeroed, b, c: exp, m, n, k });
+  assert.deepEqual(got, exp);
+  // the calling thread's floating-point mode is restored on return: denormal doubles still exist
+  const tiny = Number.MIN_VALUE;
+  assert.ok(tiny * 1.5 > 0 && tiny / 2 === 0 && 1e-310 * 0.5 > 0, 'denormals survive in JS after a native call');
+});
+
+test('native: the bulk copy copies exactly, on any length, and refuses a short destination', () => {
+  for (const n of [0, 1, 1023, (1 << 18) + 7, 3_000_001]) {
+    const src = rand(n), dst = new Float32Array(n + 5).fill(7);
+    two.copy(dst, src);
+    assert.deepEqual(dst.subarray(0, n), src);
+    assert.deepEqual(dst.subarray(n), new Float32Array(5).fill(7));
+    const viaHelper = new Float32Array(n);
+    bulkCopy(two, viaHelper, src);
+    assert.deepEqual(viaHelper, src);
+  }
+  assert.throws(() => two.copy(new Float32Array(3), rand(4)), /longer/);
 });

@@ -30,6 +30,24 @@ export interface GemmArgs {
   transA?: boolean;
   transB?: boolean;
   accumulate?: boolean;
+  /**
+   * Row stride of A as stored (default: its width, K, or M with transA): A may be a column range
+   * of a wider matrix, e.g. one weight's columns of a stacked gradient, read in place.
+   */
+  lda?: number;
+}
+
+/**
+ * The same product with A copied dense when it is strided (lda wider than A): for backends whose
+ * kernels take only dense operands.
+ */
+export function denseA(x: GemmArgs): GemmArgs {
+  const rows = x.transA ? x.k : x.m, width = x.transA ? x.m : x.k;
+  if (x.lda === undefined || x.lda === width) return x;
+  if (x.lda < width) throw new Error(`gemm: lda ${x.lda} is narrower than A's ${width} columns`);
+  const a = new Float32Array(rows * width);
+  for (let r = 0; r < rows; r++) a.set(x.a.subarray(r * x.lda, r * x.lda + width), r * width);
+  return { ...x, a, lda: undefined };
 }
 
 export interface BmmArgs {
@@ -51,4 +69,18 @@ export interface Backend {
   readonly name: string;
   gemm(args: GemmArgs): Promise<void>;
   bmm(args: BmmArgs): Promise<void>;
+  /**
+   * dst[0, src.length) = src, on the backend's threads where it has them. For the large copies
+   * into freshly allocated arrays (a forward's kept activations): their first writes fault page
+   * by page, and faults taken on all cores at once take a fraction of the time (2.4x on 2 cores).
+   */
+  copy?(dst: Float32Array, src: Float32Array): void;
 }
+
+/** dst[0, src.length) = src through the backend's parallel copy, or a plain one. */
+export function bulkCopy(be: Backend, dst: Float32Array, src: Float32Array): void {
+  if (be.copy && src.length >= BULK_COPY_MIN) be.copy(dst, src);
+  else dst.set(src);
+}
+/** below this many floats (1 MB) a plain copy costs less than a call out */
+const BULK_COPY_MIN = 1 << 18;

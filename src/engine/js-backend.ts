@@ -2,7 +2,7 @@
  * Plain TypeScript GEMM: the portable fallback, the reference the fast backends are tested
  * against, and the fastest choice for tiny matrices where a native call costs more than the math.
  */
-import type { Backend, GemmArgs, BmmArgs, BOperand } from './backend.js';
+import { denseA, type Backend, type GemmArgs, type BmmArgs, type BOperand } from './backend.js';
 import { toF32, type Tensor } from './tensor.js';
 
 /**
@@ -98,7 +98,8 @@ export function gemmF32(a: Float32Array, b: Float32Array, c: Float32Array, m: nu
 
 export const jsBackend: Backend = {
   name: 'js',
-  async gemm(x: GemmArgs) {
+  async gemm(args: GemmArgs) {
+    const x = denseA(args);
     const b = operandF32(x.b);
     gemmF32(x.a, b, x.c, x.m, x.n, x.k, x.transA ?? false, x.transB ?? false, x.accumulate ?? false);
   },

@@ -20,6 +20,7 @@ interface NativeKernels {
     bType: number, c: Float32Array, cOff: number, ldc: number, m: number, n: number, k: number, accumulate: boolean, threads: number): void;
   bmm(a: Float32Array, b: Float32Array, c: Float32Array, batch: number, m: number, n: number, k: number, transA: boolean, transB: boolean, threads: number): void;
   isa(): string;
+  copy(dst: Float32Array, src: Float32Array, threads: number): void;
 }
 
 /** Below this many multiply-adds the JS kernel is as fast as any call out. */
@@ -66,7 +67,8 @@ export class NativeBackend implements Backend {
       const covered = parts.reduce((s, p) => s + (p instanceof Float32Array ? p.length : p.data.length), 0) / (transB ? k : n);
       if (covered !== stacked) throw new Error(`gemm: stacked operands cover ${covered} of ${stacked} ${transB ? 'columns' : 'rows'}`);
     }
-    const lda = transA ? m : k;
+    const lda = x.lda ?? (transA ? m : k);
+    if (lda < (transA ? m : k)) throw new Error(`gemm: lda ${lda} is narrower than A's ${transA ? m : k} columns`);
     let off = 0;
     parts.forEach((p, i) => {
       const { data, bType } = operandData(p);
@@ -78,11 +80,15 @@ export class NativeBackend implements Backend {
       } else {
         // [k_i, n] weights stacked along K: C (+)= A[:, k0:k0+k_i] W_i, the first one sets C
         const ki = parts.length === 1 ? k : data.length / n;
-        kernels.gemm(x.a, transA ? off * m : off, lda, transA, data, 0, n, false, bType, x.c, 0, n, m, n, ki, i > 0 || (x.accumulate ?? false), this.threads);
+        kernels.gemm(x.a, transA ? off * lda : off, lda, transA, data, 0, n, false, bType, x.c, 0, n, m, n, ki, i > 0 || (x.accumulate ?? false), this.threads);
         off += ki;
       }
     });
     return Promise.resolve();
+  }
+
+  copy(dst: Float32Array, src: Float32Array): void {
+    kernels.copy(dst, src, this.threads);
   }
 
   bmm(x: BmmArgs): Promise<void> {

@@ -17,7 +17,7 @@
 import ort from 'onnxruntime-node';
 import onnxPkg from 'onnx-proto';
 import { transposeInto } from './kernels.js';
-import type { Backend, GemmArgs, BmmArgs, BOperand } from './backend.js';
+import { denseA, type Backend, type GemmArgs, type BmmArgs, type BOperand } from './backend.js';
 import { jsBackend } from './js-backend.js';
 import { WasmHeap } from './wasm/heap.js';
 import { ThreadPool } from './wasm/pool.js';
@@ -269,7 +269,7 @@ export class OrtBackend implements Backend {
 
   gemm(x: GemmArgs): Promise<void> {
     if (x.m * x.n * x.k < SMALL_MACS) return jsBackend.gemm(x);
-    return this.serial(() => this.gemmNow(x));
+    return this.serial(() => this.gemmNow(denseA(x)));
   }
 
   private async gemmNow(x: GemmArgs): Promise<void> {

@@ -45,6 +45,8 @@ class AutoBackend implements Backend {
 
   async gemm(x: GemmArgs): Promise<void> { return (this.be ?? (await this.resolve())).gemm(x); }
   async bmm(x: BmmArgs): Promise<void> { return (this.be ?? (await this.resolve())).bmm(x); }
+  // synchronous: before the first product has settled the backend, a plain copy
+  copy(dst: Float32Array, src: Float32Array): void { if (this.be?.copy) this.be.copy(dst, src); else dst.set(src); }
 }
 
 let defaultBackend: Backend | null = null;

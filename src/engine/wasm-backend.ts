@@ -7,7 +7,7 @@
  * many times, so this is noise), bf16/f16 weights are copied as stored and widened while
  * packing. Threads split C by columns (gemm) or by batch (bmm), so they never share outputs.
  */
-import type { Backend, GemmArgs, BmmArgs, BOperand } from './backend.js';
+import { denseA, type Backend, type GemmArgs, type BmmArgs, type BOperand } from './backend.js';
 import { jsBackend } from './js-backend.js';
 import { ThreadPool } from './wasm/pool.js';
 import { OP_GEMM, OP_BMM, OP_GEMV } from './wasm/jobs.js';
@@ -69,8 +69,9 @@ export class WasmBackend implements Backend {
     return ptr;
   }
 
-  async gemm(x: GemmArgs): Promise<void> {
-    if (x.m * x.n * x.k < SMALL_MACS) return jsBackend.gemm(x);
+  async gemm(args: GemmArgs): Promise<void> {
+    if (args.m * args.n * args.k < SMALL_MACS) return jsBackend.gemm(args);
+    const x = denseA(args);
     const { m, n, k } = x;
     const transB = x.transB ?? false, acc = x.accumulate ?? false;
     const pool = this.pool, H = pool.heap;

@@ -57,8 +57,18 @@ export interface AttnSaved {
   qh: Float32Array;     // [B*nKV, group*T, d]
   kh: Float32Array;     // [B*nKV, S, d]
   vh: Float32Array;     // [B*nKV, S, d]
-  probs: Float32Array;  // [B*nKV, group*T, S]
+  /** [B*nKV, group*T, S]; absent: the backward recomputes them from qh and kh (same kernels, same bits) */
+  probs?: Float32Array;
   dims: AttnDims;
+}
+
+/** softmax(qh kh^T / sqrt(d) + causal) into p [B*nKV, group*T, S] */
+async function attentionProbs(be: Backend, qh: Float32Array, kh: Float32Array, dims: AttnDims, p: Float32Array): Promise<Float32Array> {
+  const { B, T, S, pos0, nH, nKV, d } = dims;
+  const rows = (nH / nKV) * T;
+  await be.bmm({ a: qh, b: kh, c: p, batch: B * nKV, m: rows, n: S, k: d, transB: true });
+  softmaxCausal(p, B * nKV, rows, S, T, pos0, 1 / Math.sqrt(d));
+  return p;
 }
 
 /**
@@ -67,29 +77,29 @@ export interface AttnSaved {
  */
 export async function attentionForward(be: Backend, qh: Float32Array, kh: Float32Array, vh: Float32Array, out: Float32Array, dims: AttnDims,
   probs?: Float32Array): Promise<Float32Array> {
-  const { B, T, S, pos0, nH, nKV, d } = dims;
+  const { B, T, S, nH, nKV, d } = dims;
   const rows = (nH / nKV) * T;
-  const p = probs ?? new Float32Array(B * nKV * rows * S);
-  await be.bmm({ a: qh, b: kh, c: p, batch: B * nKV, m: rows, n: S, k: d, transB: true });
-  softmaxCausal(p, B * nKV, rows, S, T, pos0, 1 / Math.sqrt(d));
+  const p = await attentionProbs(be, qh, kh, dims, probs ?? new Float32Array(B * nKV * rows * S));
   await be.bmm({ a: p, b: vh, c: out, batch: B * nKV, m: rows, n: d, k: S });
   return p;
 }
 
 /**
  * Gradients of qh, kh, vh from the gradient of the attention output (all in heads layout).
- * `dP` is scratch for the score gradients ([B*nKV, group*T, S]; allocated when not given).
+ * `dP` is scratch for the score gradients ([B*nKV, group*T, S]; allocated when not given), and
+ * `pScratch` for the probabilities when they were not saved.
  */
 export async function attentionBackward(be: Backend, dOut: Float32Array, s: AttnSaved, dqh: Float32Array, dkh: Float32Array, dvh: Float32Array,
-  dPScratch?: Float32Array): Promise<void> {
+  dPScratch?: Float32Array, pScratch?: Float32Array): Promise<void> {
   const { B, T, S, nH, nKV, d } = s.dims;
   const rows = (nH / nKV) * T;
   const batch = B * nKV;
   const dP = dPScratch ?? new Float32Array(batch * rows * S);
+  const probs = s.probs ?? (await attentionProbs(be, s.qh, s.kh, s.dims, pScratch ?? new Float32Array(batch * rows * S)));
   await be.bmm({ a: dOut, b: s.vh, c: dP, batch, m: rows, n: S, k: d, transB: true });
-  await be.bmm({ a: s.probs, b: dOut, c: dvh, batch, m: S, n: d, k: rows, transA: true });
+  await be.bmm({ a: probs, b: dOut, c: dvh, batch, m: S, n: d, k: rows, transA: true });
   // softmax backward, with the 1/sqrt(d) scale folded in: dS = P * (dP - sum(dP*P)) / sqrt(d)
-  softmaxBackward(s.probs, dP, batch * rows, S, 1 / Math.sqrt(d));
+  softmaxBackward(probs, dP, batch * rows, S, 1 / Math.sqrt(d));
   await be.bmm({ a: dP, b: s.kh, c: dqh, batch, m: rows, n: d, k: S });
   await be.bmm({ a: dP, b: s.qh, c: dkh, batch, m: S, n: d, k: rows, transA: true });
 }

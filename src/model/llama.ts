@@ -9,7 +9,7 @@
  * Activations are f32 arrays of [N = B*T, width]; weights keep their stored dtype and are widened
  * inside the GEMM backend. With `keep`, each block saves what its backward needs.
  */
-import type { Backend } from '../engine/backend.js';
+import { bulkCopy, type Backend } from '../engine/backend.js';
 import { getBackend } from '../engine/select.js';
 import { type Tensor, toF32, rowsToF32 } from '../engine/tensor.js';
 import { addBias, biasBackward, transposeInto, addTransposed } from '../engine/kernels.js';
@@ -63,16 +63,8 @@ export type BlockGrads = Partial<Record<BlockWeightName | BlockBiasName, Float32
  */
 export type GradSink = (name: BlockWeightName | BlockBiasName, row0: number, g: Float32Array) => void;
 
-/**
- * Rows of a weight gradient per GEMM. MLAS sweeps all of A's rows for every column block of B it
- * packs, so a tall A falls out of cache: m = 5632, n = 2048, k = 1280 ran at 68 GFLOP/s, m = 2048
- * at 100-108 (2 cores, AVX2).
- */
-const DW_CHUNK_ROWS = 2816;
 /** a block's forward keeps xn1, xn2 and act when they take fewer bytes than this (see BlockActs) */
 export const RECOMPUTE_MIN_BYTES = 16 << 20;
-/** weight gradients of at least this many multiply-adds run over dY transposed (see projBack) */
-const DW_TRANSPOSE_MIN_MACS = 1 << 28;
 
 /** Elements of a weight gradient computed per GEMM when a sink takes them (64 MB at most). */
 export const SINK_GRAD_ELEMENTS = 1 << 24;
@@ -345,12 +337,18 @@ export class LlamaRunner {
     const act = tmp(N * I);
     wk.siluMul(gu, gu.subarray(I), act, N, I, 2 * I);
     const down = await proj([['down', w.down, w.downBias]], act, tmp(N * H));
-    wk.add(xMid, down, xOut);
-    if (!keep) return undefined;
+    if (!keep) { wk.add(xMid, down, xOut); return undefined; }
+    // a kept xOut is fresh memory outside the heap: the sum goes through the heap and the backend's copy
+    const sum = tmp(N * H);
+    wk.add(xMid, down, sum);
+    bulkCopy(this.be, xOut, sum);
     // what the backward needs leaves the heap in one copy each (the kernels above ran in place)
-    const own = (a: Float32Array) => { const c = this.keptF32(a.length); c.set(a); return c; };
+    const own = (a: Float32Array) => { const c = this.keptF32(a.length); bulkCopy(this.be, c, a); return c; };
     return {
-      xIn: x, rstd1, attn: { qh: own(qh), kh: own(kh), vh: own(vh), probs: own(probs), dims }, att: own(att),
+      // the probabilities are recomputed in the backward (one small bmm and a softmax) unless kept
+      // arrays are recycled (training): a one-shot backward (Taylor+) would spend more on the first
+      // writes of a fresh copy (a fifth of a block's kept bytes) than on recomputing them
+      xIn: x, rstd1, attn: { qh: own(qh), kh: own(kh), vh: own(vh), ...(this.kept ? { probs: own(probs) } : {}), dims }, att: own(att),
       xMid: own(xMid), rstd2, gu: own(gu), lora: loraSave,
       ...(4 * N * (2 * H + I) < RECOMPUTE_MIN_BYTES ? { xn1: own(xn1), xn2: own(xn2), act: own(act) } : {}),
     };
@@ -580,18 +578,17 @@ export class LlamaRunner {
 
   /**
    * Bytes of activation heap one block's backward uses for its temporaries (dAct, d[gate|up],
-   * the projections' input gradients, attention's score gradients, column copies, the widest
-   * transposed dY, a weight gradient chunk for a sink) plus room to stage the saved activations the kernels read.
+   * the projections' input gradients, attention's score gradients, column copies, a weight
+   * gradient chunk for a sink) plus room to stage the saved activations the kernels read.
    */
   private backwardWorkspaceBytes(li: number, B: number, T: number, S: number): number {
     const c = this.config, l = c.layers[li]!, N = B * T, H = c.hiddenSize, I = l.intermediateSize;
     const q = l.numHeads * c.headDim, kv = l.numKvHeads * c.headDim, P = B * l.numHeads * T * S;
-    // + the recomputed xn1, xn2, act and rstd rows
-    const temps = N * (3 * I + 2 * H + 3 * q + 2 * (q + 2 * kv) + 1) + P + N * (2 * H + I + 2);
+    // + the recomputed xn1, xn2, act and rstd rows, and attention probabilities
+    const temps = N * (3 * I + 2 * H + 3 * q + 2 * (q + 2 * kv) + 1) + 2 * P + N * (2 * H + I + 2);
     const columns = N * Math.max(I, q, kv, H);
-    const transposed = N * Math.max(2 * I, q + 2 * kv, H);
     const staging = N * 2 * I + P;
-    return 4 * (temps + columns + transposed + staging + SINK_GRAD_ELEMENTS) + (1 << 20);
+    return 4 * (temps + columns + staging + SINK_GRAD_ELEMENTS) + (1 << 20);
   }
 
   private async blockBackwardIn(li: number, a: BlockActs, dxOut: Float32Array, B: number, T: number, wantGrads: boolean | GradSink, heap: WasmHeap): Promise<{ dx: Float32Array; grads: BlockGrads; lora: Partial<Record<LoraTarget, LoraGrads>> }> {
@@ -618,26 +615,17 @@ export class LlamaRunner {
       const width = parts.reduce((s, [, W]) => s + W.shape[0]!, 0), inW = parts[0]![1].shape[1]!;
       await this.be.gemm({ a: dY, b: parts.length === 1 ? parts[0]![1] : parts.map(([, W]) => W), c: dx, m: N, n: inW, k: width });
       if (weightGrads) {
-        // d[W_1; W_2; ...] = dY^T x. dY is transposed once: any run of the stacked rows is then a
-        // contiguous plain product (MLAS's transA path runs at half speed on some CPUs, and no
-        // part needs a column copy). The rows go in near-equal chunks of at most DW_CHUNK_ROWS
-        // (and, for a sink, SINK_GRAD_ELEMENTS), each chunk's GEMM writing its rows of dW; a sink
-        // is handed each chunk part by part, its buffer reused.
+        // d[W_1; W_2; ...] = dY^T x as transA products over dY read in place: rows [r0, r0 + rc)
+        // of dW are columns [r0, r0 + rc) of dY (lda = width), so no part needs a transposed or
+        // column copy. Without a sink, one product writes all of dW; a sink takes it in chunks of
+        // at most SINK_GRAD_ELEMENTS, one buffer reused, each handed over part by part.
         const mark = heap.mark();
-        // small products: one transA GEMM over dY as it is (a transposed copy would cost more than it saves)
-        const transposed = N * width * inW >= DW_TRANSPOSE_MIN_MACS;
-        const dYT = transposed ? transposeInto(dY, N, width, tmp(N * width)) : dY;
-        const chunks = Math.max(transposed ? Math.ceil(width / DW_CHUNK_ROWS) : 1, sink ? Math.ceil((width * inW) / SINK_GRAD_ELEMENTS) : 1);
+        const chunks = sink ? Math.ceil((width * inW) / SINK_GRAD_ELEMENTS) : 1;
         const rows = Math.ceil(width / chunks);
         const dW = sink ? tmp(Math.min(rows, width) * inW) : new Float32Array(width * inW);
         for (let r0 = 0; r0 < width; r0 += rows) {
           const rc = Math.min(rows, width - r0), dWc = sink ? dW.subarray(0, rc * inW) : dW.subarray(r0 * inW, (r0 + rc) * inW);
-          if (transposed) await this.be.gemm({ a: dYT.subarray(r0 * N, (r0 + rc) * N), b: x, c: dWc, m: rc, n: inW, k: N });
-          else {
-            const m2 = heap.mark();
-            await this.be.gemm({ a: rc === width ? dY : columns(dY, N, width, r0, rc, tmp(N * rc)), b: x, c: dWc, m: rc, n: inW, k: N, transA: true });
-            heap.release(m2); // the column copy is done with
-          }
+          await this.be.gemm({ a: r0 ? dY.subarray(r0) : dY, lda: width, b: x, c: dWc, m: rc, n: inW, k: N, transA: true });
           if (!sink) continue;
           let off = 0;
           for (const [t, W] of parts) {
@@ -675,7 +663,7 @@ export class LlamaRunner {
 
     // MLP: x_out = x_mid + down(act)
     const dxMid = this.keptF32(dxOut.length);
-    dxMid.set(dxOut);
+    bulkCopy(this.be, dxMid, dxOut);
     const dAct = tmp(N * I);
     await projBack([['down', w.down, 'downBias', w.downBias]], dxOut, act, dAct);
     const dGU = tmp(N * 2 * I);
@@ -692,7 +680,8 @@ export class LlamaRunner {
     const dOh = tmp(N * qW);
     wk.toHeads(dAtt, dOh, B, T, nH, nKV, d);
     const dqh = tmp(N * qW), dkh = tmp(N * kvW), dvh = tmp(N * kvW);
-    await attentionBackward(this.be, dOh, a.attn, dqh, dkh, dvh, tmp(B * nH * T * a.attn.dims.S));
+    const P = B * nH * T * a.attn.dims.S;
+    await attentionBackward(this.be, dOh, a.attn, dqh, dkh, dvh, tmp(P), a.attn.probs ? undefined : tmp(P));
     // rows of dQKV are [dq | dk | dv], the layout of the forward's stacked projection
     const width = qW + 2 * kvW;
     const dQKV = tmp(N * width);

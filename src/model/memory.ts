@@ -56,7 +56,7 @@ export function blockActsElements(cfg: LlamaConfig, l: LayerShape, b: BatchShape
 /** f32 elements of one block's backward temporaries (dx copies, dAct, dGU, attention gradients). */
 function blockBackwardElements(cfg: LlamaConfig, l: LayerShape, b: BatchShape): number {
   const N = b.B * b.T, H = cfg.hiddenSize, q = l.numHeads * cfg.headDim, kv = l.numKvHeads * cfg.headDim, I = l.intermediateSize;
-  // + the widest dY transposed for its weight gradients, the recomputed xn1, xn2 and act
+  // + one dY-wide temporary (column copies for biases and LoRA, staging), the recomputed xn1, xn2 and act
   return N * (3 * H + 3 * I + 4 * q + 4 * kv + Math.max(2 * I, q + 2 * kv, H) + 2 * H + I + 1) + 2 * b.B * l.numHeads * b.T * b.T;
 }
 
