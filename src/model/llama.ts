@@ -587,7 +587,8 @@ export class LlamaRunner {
     // + the recomputed xn1, xn2, act and rstd rows, and attention probabilities
     const temps = N * (3 * I + 2 * H + 3 * q + 2 * (q + 2 * kv) + 1) + 2 * P + N * (2 * H + I + 2);
     const columns = N * Math.max(I, q, kv, H);
-    const staging = N * 2 * I + P;
+    // gate|up, x_mid, x_in and dx_mid copied in; room to stage what else the kernels read
+    const staging = N * (2 * I + 3 * H) + N * 2 * I + P;
     return 4 * (temps + columns + staging + SINK_GRAD_ELEMENTS) + (1 << 20);
   }
 
@@ -654,24 +655,28 @@ export class LlamaRunner {
       }
     };
 
+    // the saved activations the elementwise kernels read (the large ones twice: recompute and
+    // backward) and the residual gradient they update, copied into the heap once on all cores;
+    // outside it each kernel call would stage them in and out on this thread
+    const inHeap = (x: Float32Array) => { const h = tmp(x.length); bulkCopy(this.be, h, x); return h; };
+    const gu = inHeap(a.gu), xMid = inHeap(a.xMid), xIn = inHeap(a.xIn), dxMid = inHeap(dxOut);
+
     // what the forward did not keep, recomputed by the same kernels on the same inputs
     const eps = cfg.rmsNormEps;
     let { xn1, xn2, act } = a;
-    if (!xn1) wk.rmsnormForward(a.xIn, this.vec(w.inputNorm), xn1 = tmp(N * H), tmp(N), N, H, eps);
-    if (!xn2) wk.rmsnormForward(a.xMid, this.vec(w.postNorm), xn2 = tmp(N * H), tmp(N), N, H, eps);
-    if (!act) wk.siluMul(a.gu, a.gu.subarray(I), act = tmp(N * I), N, I, 2 * I);
+    if (!xn1) wk.rmsnormForward(xIn, this.vec(w.inputNorm), xn1 = tmp(N * H), tmp(N), N, H, eps);
+    if (!xn2) wk.rmsnormForward(xMid, this.vec(w.postNorm), xn2 = tmp(N * H), tmp(N), N, H, eps);
+    if (!act) wk.siluMul(gu, gu.subarray(I), act = tmp(N * I), N, I, 2 * I);
 
     // MLP: x_out = x_mid + down(act)
-    const dxMid = this.keptF32(dxOut.length);
-    bulkCopy(this.be, dxMid, dxOut);
     const dAct = tmp(N * I);
     await projBack([['down', w.down, 'downBias', w.downBias]], dxOut, act, dAct);
     const dGU = tmp(N * 2 * I);
-    wk.siluMulBackward(dAct, a.gu, dGU, N, I);
+    wk.siluMulBackward(dAct, gu, dGU, N, I);
     const dxn2 = tmp(N * H);
     await projBack([['gate', w.gate, 'gateBias', w.gateBias], ['up', w.up, 'upBias', w.upBias]], dGU, xn2, dxn2);
     const dPost = weightGrads ? new Float32Array(H) : null;
-    wk.rmsnormBackward(dxn2, a.xMid, this.vec(w.postNorm), a.rstd2, dxMid, dPost, N, H);
+    wk.rmsnormBackward(dxn2, xMid, this.vec(w.postNorm), a.rstd2, dxMid, dPost, N, H);
     if (dPost) hand('postNorm', dPost);
 
     // attention: x_mid = x_in + o(att)
@@ -695,10 +700,12 @@ export class LlamaRunner {
     wk.rope(dQKV.subarray(qW), pos, tables.cos, tables.sin, N, nKV, d, true, width);
     const dxn1 = tmp(N * H);
     await projBack([['q', w.q, 'qBias', w.qBias], ['k', w.k, 'kBias', w.kBias], ['v', w.v, 'vBias', w.vBias]], dQKV, xn1, dxn1);
-    const dxIn = dxMid; // residual path carries dx_mid through; add the norm branch
+    // residual path carries dx_mid through; add the norm branch, then out of the heap
     const dIn = weightGrads ? new Float32Array(H) : null;
-    wk.rmsnormBackward(dxn1, a.xIn, this.vec(w.inputNorm), a.rstd1, dxIn, dIn, N, H);
+    wk.rmsnormBackward(dxn1, xIn, this.vec(w.inputNorm), a.rstd1, dxMid, dIn, N, H);
     if (dIn) hand('inputNorm', dIn);
+    const dxIn = this.keptF32(N * H);
+    bulkCopy(this.be, dxIn, dxMid);
     return { dx: dxIn, grads: g, lora: lg };
   }
 
