@@ -28,7 +28,7 @@ import { vsTorchRows, rowsMarkdown, type VsTorchResults } from '../src/bench/vs-
 import { loadModel } from '../src/io/model-folder.js';
 import { LlamaRunner } from '../src/model/llama.js';
 import type { LlamaModel } from '../src/model/weights.js';
-import { getBackend, backendWithThreads } from '../src/engine/select.js';
+import { getBackend, backendWithThreads, backendWithCompute, bf16ComputeAvailable } from '../src/engine/select.js';
 import { taylorScores } from '../src/prune/criteria/taylor.js';
 import { pplScores } from '../src/prune/criteria/ppl.js';
 import { masterParams, accumulateModelGrads } from '../src/train/cpt.js';
@@ -123,7 +123,16 @@ async function main(): Promise<void> {
   const rng = mulberry32(1);
   const ids = model ? Int32Array.from({ length: B * T }, () => 2 + Math.floor(rng() * (V - 2))) : new Int32Array(0);
   const calib = [{ ids, B, T }];
-  let oursForward: number | null = null;
+  // bf16 compute (AMX), PyTorch bf16's arithmetic, where this CPU has it: its own rows beside f32's
+  const runBf16 = run && (await bf16ComputeAvailable()) ? new LlamaRunner(model!, backendWithCompute('bf16')) : null;
+  let oursForward: number | null = null, oursForwardBf16: number | null = null;
+  const forwardBf16Seconds = async (): Promise<number | null> => {
+    if (!runBf16 || oursForwardBf16 !== null) return oursForwardBf16;
+    await runBf16.forward(ids.subarray(0, 32), 1, 32);
+    oursForwardBf16 = await seconds(() => runBf16.forward(ids, B, T));
+    console.log(`[forward] ours, bf16 compute: ${oursForwardBf16.toFixed(2)} s for ${B}×${T} tokens`);
+    return oursForwardBf16;
+  };
   const forwardSeconds = async (): Promise<number> => {
     if (oursForward !== null) return oursForward;
     await run!.forward(ids.subarray(0, 32), 1, 32); // warm-up, as the anchor's 1x32 forward
@@ -134,10 +143,10 @@ async function main(): Promise<void> {
   const shapeLabel = `${quick ? 'narrow --quick' : 'TinyLlama-1.1B'} shape, ${plural(layers, 'layer')}`;
 
   if (has('forward')) {
-    const ours = await forwardSeconds();
+    const ours = await forwardSeconds(), oursBf16 = await forwardBf16Seconds();
     const fp32 = torch ? anchorField(torch.python, modelDir, 'fp32', 'forward', 'forward_s') : null;
     const bf16 = torch && torchBf16 ? anchorField(torch.python, modelDir, 'bf16', 'forward', 'forward_s') : null;
-    r.forward = { label: `forward ${B}×${T} (${shapeLabel}, random bf16 weights)`, ours, fp32, bf16 };
+    r.forward = { label: `forward ${B}×${T} (${shapeLabel}, random bf16 weights)`, ours, oursBf16, fp32, bf16 };
   }
   if (has('taylor')) {
     const fw = await forwardSeconds();
@@ -150,9 +159,12 @@ async function main(): Promise<void> {
     const fw = await forwardSeconds();
     const ours = await seconds(() => pplScores(run!, calib));
     console.log(`[pplcrit] ours: ${ours.toFixed(2)} s (${(ours / fw).toFixed(2)} forwards, shared prefixes)`);
+    const fwBf16 = await forwardBf16Seconds();
+    const oursBf16 = runBf16 ? await seconds(() => pplScores(runBf16, calib)) : null;
+    if (oursBf16 !== null) console.log(`[pplcrit] ours, bf16 compute: ${oursBf16.toFixed(2)} s (${(oursBf16 / fwBf16!).toFixed(2)} of its forwards)`);
     const fp32 = torch ? anchorField(torch.python, modelDir, 'fp32', 'pplcrit', 'pplcrit_s') : null;
     const bf16 = torch && torchBf16 ? anchorField(torch.python, modelDir, 'bf16', 'pplcrit', 'pplcrit_s') : null;
-    r.pplcrit = { label: `ppl criterion (${plural(layers, 'removal')}, ${B}×${T})`, ours, oursForward: fw, fp32, bf16, bf16NotPeer: bf16Note !== null };
+    r.pplcrit = { label: `ppl criterion (${plural(layers, 'removal')}, ${B}×${T})`, ours, oursForward: fw, oursBf16, fp32, bf16, bf16NotPeer: bf16Note !== null };
   }
   if (has('decode')) {
     // the bound first: bandwidth / bytes of weights one decode step reads

@@ -12,7 +12,7 @@
       "dependencies": ["kernels_generic"],
       "conditions": [
         ["target_arch=='x64'", {
-          "dependencies": ["kernels_avx2", "kernels_avx512"],
+          "dependencies": ["kernels_avx2", "kernels_avx512", "kernels_amx"],
           "defines": ["HAVE_X86_KERNELS"]
         }]
       ]
@@ -24,6 +24,10 @@
         {
           "target_name": "kernels_avx2", "type": "static_library",
           "sources": ["src/gemm_avx2.cc"], "cflags_cc": ["<@(opt)", "-mavx2", "-mfma", "-mf16c"]
+        },
+        {
+          "target_name": "kernels_amx", "type": "static_library",
+          "sources": ["src/gemm_amx.cc"], "cflags_cc": ["<@(opt)", "-mavx512f", "-mavx512bf16", "-mamx-tile", "-mamx-bf16"]
         },
         {
           "target_name": "kernels_avx512", "type": "static_library",

@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { gemmF32, jsBackend } from '../src/engine/js-backend.js';
 import { bulkCopy } from '../src/engine/backend.js';
-import { NativeBackend, nativeIsa } from '../src/engine/native-backend.js';
+import { NativeBackend, nativeIsa, nativeBf16Compute } from '../src/engine/native-backend.js';
 import { fromF32 } from '../src/engine/tensor.js';
 import { assertClose } from './fixtures.js';
 import { mulberry32 } from '../src/util/rng.js';
@@ -127,4 +127,38 @@ test('native: the bulk copy copies exactly, on any length, and refuses a short d
     assert.deepEqual(viaHelper, src);
   }
   assert.throws(() => two.copy(new Float32Array(3), rand(4)), /longer/);
+});
+
+// bf16 compute (AMX): A rounded to bf16 (nearest even), bf16 weights as stored, fp32 sums
+const roundBf16 = (a: Float32Array) => {
+  const u = new Uint32Array(Float32Array.from(a).buffer);
+  for (let i = 0; i < u.length; i++) u[i] = ((u[i]! + 0x7fff + ((u[i]! >>> 16) & 1)) >>> 16) << 16;
+  return new Float32Array(u.buffer);
+};
+
+test(`native: bf16 compute ${nativeBf16Compute() ? 'matches the JS GEMM of the rounded activations' : 'is refused with one line on a CPU without AMX-BF16'}`, async () => {
+  if (!nativeBf16Compute()) {
+    assert.throws(() => new NativeBackend({ compute: 'bf16' }), /AMX-BF16/);
+    return;
+  }
+  const one16 = new NativeBackend({ threads: 1, compute: 'bf16' }), two16 = new NativeBackend({ threads: 2, compute: 'bf16' });
+  // edges of every block: m, n, k off the 32-tiles, k over one 512 slice, n over one 1024 slice
+  for (const [m, n, k] of [[5, 40, 33], [70, 45, 100], [33, 1100, 530], [130, 64, 1031]] as const) {
+    const a = rand(m * k), wf = roundBf16(rand(n * k)), w = fromF32(wf, [n, k], 'bf16'), c0 = rand(m * n);
+    const exp = Float32Array.from(c0);
+    gemmF32(roundBf16(a), wf, exp, m, n, k, false, true, true);
+    const got = Float32Array.from(c0), got1 = Float32Array.from(c0);
+    await two16.gemm({ a, b: w, c: got, m, n, k, transB: true, accumulate: true });
+    await one16.gemm({ a, b: w, c: got1, m, n, k, transB: true, accumulate: true });
+    assertClose(got, exp, 1e-5, 1e-5, `${m}x${n}x${k}`);
+    assert.deepEqual(got, got1, `${m}x${n}x${k}: same bits on 1 and 2 threads`);
+  }
+  // what AMX does not take (f32 weights, transA, decoding rows) runs in f32, exactly as the default
+  const m = 40, n = 70, k = 90, a = rand(m * k), wf = rand(n * k);
+  for (const x of [{ b: wf, m, transB: true }, { b: fromF32(wf, [n, k], 'bf16'), m: 3, transB: true }]) {
+    const c16 = new Float32Array(x.m * n), c32 = new Float32Array(x.m * n);
+    await two16.gemm({ a, c: c16, n, k, ...x });
+    await two.gemm({ a, c: c32, n, k, ...x });
+    assert.deepEqual(c16, c32);
+  }
 });

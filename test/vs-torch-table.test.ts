@@ -76,6 +76,22 @@ test('ppl criterion where PyTorch bf16 is no peer (no bf16 hardware): judged aga
   assert.equal(unknown!.verdict, '–');
 });
 
+test('bf16 compute: shown after our f32 figure and set against PyTorch bf16 (the same arithmetic)', () => {
+  const [fw, ppl] = vsTorchRows({
+    forward: { ...full.forward!, oursBf16: 4 },
+    pplcrit: { ...full.pplcrit!, ours: 400, oursBf16: 150 },
+  });
+  assert.equal(fw!.ours, '10.00 s; bf16 compute 4.00 s');
+  assert.equal(fw!.ratio, '2.00× vs fp32, bf16 compute 1.25× vs bf16');
+  assert.equal(fw!.verdict, 'pass'); // the target is f32 against fp32
+  // our f32 run (400 s) is slower than PyTorch bf16 (200 s), bf16 compute (150 s) is faster
+  assert.equal(ppl!.ours, '400.00 s (40.00 forwards); bf16 compute 150.00 s');
+  assert.equal(ppl!.ratio, '0.75× vs fp32, bf16 compute 1.33× vs bf16');
+  assert.equal(ppl!.verdict, 'pass');
+  const [none] = vsTorchRows({ pplcrit: { ...full.pplcrit!, ours: 400, oursBf16: null } });
+  assert.equal(none!.verdict, 'fail');
+});
+
 test('markdown: a header, an alignment row and one row per workload with seven cells', () => {
   const md = rowsMarkdown(vsTorchRows(full));
   const lines = md.trimEnd().split('\n');

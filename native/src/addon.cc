@@ -150,6 +150,33 @@ static void gemm_threads(const GemmCall& g, int threads) {
   }
 }
 
+#if defined(HAVE_X86_KERNELS)
+// bf16 compute (AMX): threads split the columns (or rows, where A is the larger operand), each
+// packing its own operands; GEMVs (decoding: memory-bound) stay on the f32 kernel
+static void gemm_threads_bf16(const GemmCall& g, int threads) {
+  if (g.m <= 4) { gemm_threads(g, threads); return; }
+  const double macs = (double)g.m * g.n * g.k;
+  int t = std::max(1, std::min<int>(threads, (int)(macs / (1 << 22))));
+  const long tilesM = (g.m + 31) / 32, tilesN = (g.n + 31) / 32;
+  const bool splitN = tilesN >= t && (g.m <= g.n || tilesM < t);
+  if (!splitN && tilesM < t) t = (int)std::max<long>(1, tilesM);
+  if (splitN) {
+    const long per = (tilesN + t - 1) / t * 32;
+    pool->run(t, [&](int i) { isa_amx::gemm_part(g, 0, g.m, std::min(g.n, i * per), std::min(g.n, (i + 1) * per)); });
+  } else {
+    const long per = (tilesM + t - 1) / t * 32;
+    pool->run(t, [&](int i) { isa_amx::gemm_part(g, std::min(g.m, i * per), std::min(g.m, (i + 1) * per), 0, g.n); });
+  }
+}
+#else
+namespace isa_amx {
+bool available() { return false; }
+bool supports(const GemmCall&) { return false; }
+void gemm_part(const GemmCall&, long, long, long, long) {}
+}
+static void gemm_threads_bf16(const GemmCall& g, int threads) { gemm_threads(g, threads); }
+#endif
+
 // ---- N-API glue ---------------------------------------------------------------------------------
 
 static napi_value throw_error(napi_env env, const char* msg) {
@@ -172,11 +199,12 @@ static double extent(double rows, double cols, double rs, double cs) {
   return rows == 0 || cols == 0 ? 0 : (rows - 1) * rs + (cols - 1) * cs + 1;
 }
 
-// gemm(a, aOff, lda, transA, b, bOff, ldb, transB, bType, c, cOff, ldc, m, n, k, accumulate, threads)
+// gemm(a, aOff, lda, transA, b, bOff, ldb, transB, bType, c, cOff, ldc, m, n, k, accumulate, threads[, bf16])
+// bf16: round A to bf16 where the AMX kernel takes the product (bf16 weights stored [n, k])
 static napi_value Gemm(napi_env env, napi_callback_info info) {
-  size_t argc = 17; napi_value v[17];
+  size_t argc = 18; napi_value v[18];
   napi_get_cb_info(env, info, &argc, v, nullptr, nullptr);
-  if (argc != 17) return throw_error(env, "gemm: expected 17 arguments");
+  if (argc != 17 && argc != 18) return throw_error(env, "gemm: expected 17 or 18 arguments");
   View A, B, C;
   if (!view(env, v[0], A) || !view(env, v[4], B) || !view(env, v[9], C)) return throw_error(env, "gemm: a, b and c must be typed arrays");
   const double aOff = num(env, v[1]), lda = num(env, v[2]), bOff = num(env, v[5]), ldb = num(env, v[6]);
@@ -198,7 +226,12 @@ static napi_value Gemm(napi_env env, napi_callback_info info) {
   g.a = static_cast<const float*>(A.data) + (long)aOff;
   g.b = bType == B_F32 ? (const void*)(static_cast<const float*>(B.data) + (long)bOff) : (const void*)(static_cast<const uint16_t*>(B.data) + (long)bOff);
   g.c = static_cast<float*>(C.data) + (long)cOff;
-  if (g.m > 0 && g.n > 0) { const FlushDenormals ftz; gemm_threads(g, std::max(1, threads)); }
+  const bool bf16 = argc == 18 && flag(env, v[17]);
+  if (g.m > 0 && g.n > 0) {
+    const FlushDenormals ftz;
+    if (bf16 && isa_amx::supports(g)) gemm_threads_bf16(g, std::max(1, threads));
+    else gemm_threads(g, std::max(1, threads));
+  }
   return nullptr;
 }
 
@@ -265,6 +298,10 @@ static napi_value Copy(napi_env env, napi_callback_info info) {
 static napi_value IsaName(napi_env env, napi_callback_info) {
   napi_value s; napi_create_string_utf8(env, isa.name, NAPI_AUTO_LENGTH, &s); return s;
 }
+// whether products can run in bf16 here (AMX-BF16 and the OS's permission)
+static napi_value Bf16Compute(napi_env env, napi_callback_info) {
+  napi_value b; napi_get_boolean(env, isa_amx::available(), &b); return b;
+}
 
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor d[] = {
@@ -272,8 +309,9 @@ static napi_value Init(napi_env env, napi_value exports) {
     {"bmm", nullptr, Bmm, nullptr, nullptr, nullptr, napi_default, nullptr},
     {"isa", nullptr, IsaName, nullptr, nullptr, nullptr, napi_default, nullptr},
     {"copy", nullptr, Copy, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"bf16Compute", nullptr, Bf16Compute, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
-  napi_define_properties(env, exports, 4, d);
+  napi_define_properties(env, exports, 5, d);
   return exports;
 }
 NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

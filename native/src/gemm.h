@@ -61,6 +61,12 @@ struct GemmCall {
   void gemv_part(const GemmCall& g, long n0, long n1);                                   \
   }
 DECLARE_ISA(isa_avx512)
+// bf16 compute on AMX (gemm_amx.cc): the activations rounded to bf16, bf16 weights as stored
+namespace isa_amx {
+bool available();                   /* the CPU has AMX-BF16 and the OS granted its state */
+bool supports(const GemmCall& g);   /* bf16 weights stored [n, k], A rows contiguous */
+void gemm_part(const GemmCall& g, long m0, long m1, long n0, long n1);
+}
 DECLARE_ISA(isa_avx2)
 DECLARE_ISA(isa_generic)
 

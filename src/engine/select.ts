@@ -1,7 +1,9 @@
 /**
  * Which backend runs the GEMMs: the project's native kernels (native/, built at install) when
  * they load, else onnxruntime-node (MLAS), else the portable WebAssembly backend.
- * SHORTENED_BACKEND=native|ort|wasm|js forces one.
+ * SHORTENED_BACKEND=native|ort|wasm|js forces one. SHORTENED_COMPUTE=bf16 runs the products with
+ * bf16 weights in bf16 (the activations rounded, as PyTorch's bf16; native kernels on AMX only,
+ * refused with one line elsewhere); the default, f32, rounds nothing.
  *
  * Both native backends are imported lazily (on the first GEMM), so a platform without them still
  * runs everything, on WebAssembly.
@@ -9,19 +11,26 @@
 import type { Backend, GemmArgs, BmmArgs } from './backend.js';
 import { jsBackend } from './js-backend.js';
 import { WasmBackend } from './wasm-backend.js';
+import { UserError } from '../util/errors.js';
 
 class AutoBackend implements Backend {
   private be: Backend | null = null;
   private loading: Promise<Backend> | null = null;
 
-  /** threads: GEMM threads (default: all cores) */
-  constructor(private threads?: number) {}
+  /** threads: GEMM threads (default: all cores); compute: see native-backend's Compute (default: SHORTENED_COMPUTE, else f32) */
+  constructor(private threads?: number, private compute?: 'f32' | 'bf16') {}
 
   get name(): string { return this.be?.name ?? 'auto'; }
 
   private resolve(): Promise<Backend> {
     return (this.loading ??= (async () => {
       const want = process.env['SHORTENED_BACKEND'];
+      const compute = this.compute ?? computeFromEnv();
+      if (compute === 'bf16') {
+        if (want && want !== 'native') throw new UserError(`SHORTENED_COMPUTE=bf16 runs on the native kernels only, not SHORTENED_BACKEND=${want}`);
+        const { NativeBackend } = await import('./native-backend.js');
+        return (this.be = new NativeBackend({ threads: this.threads, compute }));
+      }
       if (want === 'js') return (this.be = jsBackend);
       const threads = this.threads;
       if (want === 'wasm') return (this.be = new WasmBackend({ threads }));
@@ -49,11 +58,33 @@ class AutoBackend implements Backend {
   copy(dst: Float32Array, src: Float32Array): void { if (this.be?.copy) this.be.copy(dst, src); else dst.set(src); }
 }
 
+function computeFromEnv(): 'f32' | 'bf16' {
+  const c = process.env['SHORTENED_COMPUTE'];
+  if (c === undefined || c === '' || c === 'f32') return 'f32';
+  if (c === 'bf16') return 'bf16';
+  throw new UserError(`SHORTENED_COMPUTE must be f32 or bf16, not '${c}'`);
+}
+
 let defaultBackend: Backend | null = null;
 
 /** The process-wide default backend. */
 export function getBackend(): Backend {
   return (defaultBackend ??= new AutoBackend());
+}
+
+/** Whether SHORTENED_COMPUTE=bf16 can run here (native kernels that load, on a CPU with AMX-BF16). */
+export async function bf16ComputeAvailable(): Promise<boolean> {
+  try {
+    const { nativeBf16Compute } = await import('./native-backend.js');
+    return nativeBf16Compute();
+  } catch {
+    return false;
+  }
+}
+
+/** A backend of its own whose products run in `compute` (bench:vs-torch's bf16 rows). */
+export function backendWithCompute(compute: 'f32' | 'bf16'): Backend {
+  return new AutoBackend(undefined, compute);
 }
 
 /** A backend of its own that runs each GEMM on `threads` threads (data-parallel replicas use 1 each). */
