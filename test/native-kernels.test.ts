@@ -162,3 +162,20 @@ test(`native: bf16 compute ${nativeBf16Compute() ? 'matches the JS GEMM of the r
     assert.deepEqual(c16, c32);
   }
 });
+
+test('native: sum |w g| (Taylor+) matches an f64 reference on f32 and bf16 weights, the same bits on 1 and 2 threads', () => {
+  for (const n of [0, 5, 1000, (1 << 16) * 3 + 17]) {
+    const g = rand(n), wf = rand(n), wb = fromF32(wf, [n], 'bf16');
+    for (const w of [wf, wb.data as Uint16Array]) {
+      let exp = 0;
+      for (let i = 0; i < n; i++) {
+        const wi = w instanceof Float32Array ? w[i]! : new Float32Array(new Uint32Array([w[i]! << 16]).buffer)[0]!;
+        exp += Math.abs(Math.fround(wi * g[i]!));
+      }
+      const got1 = one.sumAbsProduct(w, g), got2 = two.sumAbsProduct(w, g);
+      assert.equal(got2, got1, `n=${n}: same bits on 1 and 2 threads`);
+      assert.ok(Math.abs(got2 - exp) <= 1e-12 * Math.max(1, exp), `n=${n} ${w.constructor.name}: ${got2} vs ${exp}`);
+    }
+  }
+  assert.throws(() => two.sumAbsProduct(rand(3), rand(4)), /shorter/);
+});

@@ -21,15 +21,16 @@
 typedef void (*GemmPart)(const GemmCall&, long, long, long, long);
 typedef void (*GemvPart)(const GemmCall&, long, long);
 typedef void (*GemmShared)(const GemmCall&, const SharedPack&);
-struct Isa { const char* name; GemmPart gemm; GemvPart gemv; GemmShared shared; long (*shared_floats)(); int mr, nr; };
+typedef double (*SumAbs)(const void*, BType, const float*, long);
+struct Isa { const char* name; GemmPart gemm; GemvPart gemv; GemmShared shared; long (*shared_floats)(); SumAbs sum_abs; int mr, nr; };
 
 static Isa pick_isa() {
   const char* want = std::getenv("SHORTENED_NATIVE_ISA");  // lower it for tests: avx2, generic
-  const Isa generic{"generic", isa_generic::gemm_part, isa_generic::gemv_part, isa_generic::gemm_shared, isa_generic::shared_pack_floats, 6, 8};
+  const Isa generic{"generic", isa_generic::gemm_part, isa_generic::gemv_part, isa_generic::gemm_shared, isa_generic::shared_pack_floats, isa_generic::sum_abs_product, 6, 8};
 #if defined(HAVE_X86_KERNELS)
   __builtin_cpu_init();
-  const Isa avx512{"avx512", isa_avx512::gemm_part, isa_avx512::gemv_part, isa_avx512::gemm_shared, isa_avx512::shared_pack_floats, 8, 32};
-  const Isa avx2{"avx2", isa_avx2::gemm_part, isa_avx2::gemv_part, isa_avx2::gemm_shared, isa_avx2::shared_pack_floats, 6, 16};
+  const Isa avx512{"avx512", isa_avx512::gemm_part, isa_avx512::gemv_part, isa_avx512::gemm_shared, isa_avx512::shared_pack_floats, isa_avx512::sum_abs_product, 8, 32};
+  const Isa avx2{"avx2", isa_avx2::gemm_part, isa_avx2::gemv_part, isa_avx2::gemm_shared, isa_avx2::shared_pack_floats, isa_avx2::sum_abs_product, 6, 16};
   const bool has512 = __builtin_cpu_supports("avx512f"), has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   if (want && !std::strcmp(want, "generic")) return generic;
   if (want && !std::strcmp(want, "avx2")) return has2 ? avx2 : generic;
@@ -295,6 +296,38 @@ static napi_value Copy(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// sumAbsProduct(w, wType, g, threads): sum |w_i g_i| over g's elements (w f32, or bf16/f16 bits),
+// Taylor+'s reduction of a weight and its gradient, read in place on all threads. The elements go
+// in fixed chunks, each summed alone and the chunks' sums added in order: the same bits on any
+// thread count.
+static napi_value SumAbsProduct(napi_env env, napi_callback_info info) {
+  size_t argc = 4; napi_value v[4];
+  napi_get_cb_info(env, info, &argc, v, nullptr, nullptr);
+  View W, G;
+  if (argc != 4 || !view(env, v[0], W) || !view(env, v[2], G) || G.type != napi_float32_array)
+    return throw_error(env, "sumAbsProduct: expected (w, wType, g: Float32Array, threads)");
+  const int wt = (int)num(env, v[1]);
+  if (wt < 0 || wt > 2 || (wt == B_F32) != (W.type == napi_float32_array) || (wt != B_F32 && W.type != napi_uint16_array))
+    return throw_error(env, "sumAbsProduct: w's array type does not match its dtype");
+  const long n = (long)G.length;
+  if ((long)W.length < n) return throw_error(env, "sumAbsProduct: w is shorter than g");
+  constexpr long CHUNK = 1 << 16;
+  const long chunks = (n + CHUNK - 1) / CHUNK;
+  std::vector<double> part(chunks > 0 ? chunks : 1, 0.0);
+  const int threads = std::max(1, std::min<int>((int)num(env, v[3]), (int)std::min<long>(chunks, 64)));
+  const char* w = static_cast<const char*>(W.data); const float* g = static_cast<const float*>(G.data);
+  const size_t es = wt == B_F32 ? 4 : 2;
+  pool->run(threads, [&](int t) {
+    for (long c = t; c < chunks; c += threads) {
+      const long a = c * CHUNK, len = std::min(CHUNK, n - a);
+      part[c] = isa.sum_abs(w + a * es, (BType)wt, g + a, len);
+    }
+  });
+  double s = 0;
+  for (long c = 0; c < chunks; ++c) s += part[c];
+  napi_value out; napi_create_double(env, s, &out); return out;
+}
+
 static napi_value IsaName(napi_env env, napi_callback_info) {
   napi_value s; napi_create_string_utf8(env, isa.name, NAPI_AUTO_LENGTH, &s); return s;
 }
@@ -310,8 +343,9 @@ static napi_value Init(napi_env env, napi_value exports) {
     {"isa", nullptr, IsaName, nullptr, nullptr, nullptr, napi_default, nullptr},
     {"copy", nullptr, Copy, nullptr, nullptr, nullptr, napi_default, nullptr},
     {"bf16Compute", nullptr, Bf16Compute, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"sumAbsProduct", nullptr, SumAbsProduct, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
-  napi_define_properties(env, exports, 5, d);
+  napi_define_properties(env, exports, 6, d);
   return exports;
 }
 NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

@@ -59,6 +59,8 @@ struct GemmCall {
   long shared_pack_floats();                                                             \
   /* small m, B stored [n, k] (csb == k stride contiguous): columns [n0,n1) */           \
   void gemv_part(const GemmCall& g, long n0, long n1);                                   \
+  /* sum |w_i g_i| over n elements, w f32 or bf16, products in f32, sum in f64 */        \
+  double sum_abs_product(const void* w, BType wt, const float* g, long n);               \
   }
 DECLARE_ISA(isa_avx512)
 // bf16 compute on AMX (gemm_amx.cc): the activations rounded to bf16, bf16 weights as stored

@@ -295,4 +295,29 @@ void gemv_part(const GemmCall& g, long n0, long n1) {
   else gemv_m<half_t>(g, n0, n1);
 }
 
+// sum |w_i g_i|: W products a vector at a time, widened to f64 and summed in f64 lanes
+template <typename T>
+static double sum_abs_typed(const T* w, const float* g, long n) {
+  typedef double vd __attribute__((vector_size(KW * 8)));
+  vd acc0 = vd{}, acc1 = vd{};
+  long i = 0;
+  for (; i + 2 * W <= n; i += 2 * W) {
+    const vf p0 = wload<T>(w + i) * loadu(g + i), p1 = wload<T>(w + i + W) * loadu(g + i + W);
+    vf a0, a1;
+    for (int l = 0; l < W; ++l) { a0[l] = p0[l] < 0 ? -p0[l] : p0[l]; a1[l] = p1[l] < 0 ? -p1[l] : p1[l]; }
+    acc0 += __builtin_convertvector(a0, vd);
+    acc1 += __builtin_convertvector(a1, vd);
+  }
+  double s = 0;
+  for (int l = 0; l < W; ++l) s += acc0[l] + acc1[l];
+  for (; i < n; ++i) { const float p = widen<T>(w[i]) * g[i]; s += p < 0 ? -p : p; }
+  return s;
+}
+
+double sum_abs_product(const void* w, BType wt, const float* g, long n) {
+  if (wt == B_BF16) return sum_abs_typed<uint16_t>(static_cast<const uint16_t*>(w), g, n);
+  if (wt == B_F16) return sum_abs_typed<half_t>(static_cast<const half_t*>(w), g, n);
+  return sum_abs_typed<float>(static_cast<const float*>(w), g, n);
+}
+
 }  // namespace KNS

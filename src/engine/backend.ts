@@ -75,6 +75,12 @@ export interface Backend {
    * by page, and faults taken on all cores at once take a fraction of the time (2.4x on 2 cores).
    */
   copy?(dst: Float32Array, src: Float32Array): void;
+  /**
+   * sum |w_i g_i| over g's elements, w f32 or bf16 bits (a Uint16Array): Taylor+'s reduction of a
+   * weight and its gradient, on the backend's threads, read in place; products in f32, the sum in
+   * f64, the same bits on any thread count.
+   */
+  sumAbsProduct?(w: Float32Array | Uint16Array, g: Float32Array): number;
 }
 
 /** dst[0, src.length) = src through the backend's parallel copy, or a plain one. */

@@ -24,6 +24,7 @@ interface NativeKernels {
   isa(): string;
   bf16Compute(): boolean;
   copy(dst: Float32Array, src: Float32Array, threads: number): void;
+  sumAbsProduct(w: Float32Array | Uint16Array, wType: number, g: Float32Array, threads: number): number;
 }
 
 /** Below this many multiply-adds the JS kernel is as fast as any call out. */
@@ -110,6 +111,10 @@ export class NativeBackend implements Backend {
 
   copy(dst: Float32Array, src: Float32Array): void {
     kernels.copy(dst, src, this.threads);
+  }
+
+  sumAbsProduct(w: Float32Array | Uint16Array, g: Float32Array): number {
+    return kernels.sumAbsProduct(w, w instanceof Float32Array ? B_TYPE.f32 : B_TYPE.bf16, g, this.threads);
   }
 
   bmm(x: BmmArgs): Promise<void> {

@@ -56,6 +56,10 @@ class AutoBackend implements Backend {
   async bmm(x: BmmArgs): Promise<void> { return (this.be ?? (await this.resolve())).bmm(x); }
   // synchronous: before the first product has settled the backend, a plain copy
   copy(dst: Float32Array, src: Float32Array): void { if (this.be?.copy) this.be.copy(dst, src); else dst.set(src); }
+  get sumAbsProduct(): ((w: Float32Array | Uint16Array, g: Float32Array) => number) | undefined {
+    const be = this.be;
+    return be?.sumAbsProduct ? (w, g) => be.sumAbsProduct!(w, g) : undefined;
+  }
 }
 
 function computeFromEnv(): 'f32' | 'bf16' {

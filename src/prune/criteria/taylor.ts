@@ -17,6 +17,7 @@
  */
 import { rowsToF32, type Tensor } from '../../engine/tensor.js';
 import * as wk from '../../engine/wasm-kernels.js';
+import type { Backend } from '../../engine/backend.js';
 import { BLOCK_WEIGHT_NAMES, type BlockWeightName } from '../../model/weights.js';
 import { shiftTargets, type LlamaRunner, type BlockActs, type BlockGrads, type GradSink } from '../../model/llama.js';
 import { splitBatches, type CalibBatch } from '../calib-batch.js';
@@ -42,14 +43,18 @@ interface BatchState {
 
 /**
  * sum |W * G| over rows [row0, row0 + g.length / cols) of a weight and their f32 gradient: bf16
- * and f32 weights in a WebAssembly SIMD kernel at their stored width (a chunk at a time), f16
- * widened a chunk of rows at a time.
+ * and f32 weights at their stored width in the backend's kernel, else in WebAssembly SIMD (a
+ * chunk at a time); f16 widened a chunk of rows at a time.
  */
-function sumAbsProduct(W: Tensor, row0: number, g: Float32Array): number {
+function sumAbsProduct(be: Backend, W: Tensor, row0: number, g: Float32Array): number {
   const cols = W.shape[W.shape.length - 1]!, rows = g.length / cols;
   let s = 0;
   if (W.dtype !== 'f16') {
     const w = W.data.subarray(row0 * cols, (row0 + rows) * cols) as Float32Array | Uint16Array;
+    // the backend's own kernel reads both in place on all cores; the WebAssembly one stages the
+    // weights into its heap a chunk at a time
+    const native = be.sumAbsProduct;
+    if (native) return native.call(be, w, g);
     for (let i = 0; i < g.length; i += SUM_CHUNK) {
       const n = Math.min(SUM_CHUNK, g.length - i);
       s += wk.sumAbsProduct(w.subarray(i, i + n), g.subarray(i, i + n), n);
@@ -111,7 +116,7 @@ export async function taylorScores(run: LlamaRunner, calibration: CalibBatch[], 
     // of the gradient of the whole set), into one block's worth of f32 gradients
     const sums: BlockGrads = {};
     const sink: GradSink = states.length === 1
-      ? (n, row0, g) => { if (total.has(n)) total.set(n, total.get(n)! + sumAbsProduct(w[n as BlockWeightName], row0, g)); }
+      ? (n, row0, g) => { if (total.has(n)) total.set(n, total.get(n)! + sumAbsProduct(run.be, w[n as BlockWeightName], row0, g)); }
       : (n, row0, g) => {
         if (!total.has(n)) return;
         const W = w[n as BlockWeightName], cols = W.shape[W.shape.length - 1]!;
@@ -125,7 +130,7 @@ export async function taylorScores(run: LlamaRunner, calibration: CalibBatch[], 
       st.dx = r.dx;
       if (st.acts) st.acts[l] = null; else st.inputs![l] = null; // this block's activations are done with
     }
-    if (states.length > 1) for (const n of BLOCK_WEIGHT_NAMES) total.set(n, sumAbsProduct(w[n], 0, sums[n]!));
+    if (states.length > 1) for (const n of BLOCK_WEIGHT_NAMES) total.set(n, sumAbsProduct(run.be, w[n], 0, sums[n]!));
     perTensor[l] = BLOCK_WEIGHT_NAMES.map((n) => total.get(n)!);
     opts.onProgress?.(batches.length + (L - l), steps);
   }
