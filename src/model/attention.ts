@@ -63,7 +63,7 @@ export interface AttnSaved {
 }
 
 /** softmax(qh kh^T / sqrt(d) + causal) into p [B*nKV, group*T, S] */
-async function attentionProbs(be: Backend, qh: Float32Array, kh: Float32Array, dims: AttnDims, p: Float32Array): Promise<Float32Array> {
+export async function attentionProbs(be: Backend, qh: Float32Array, kh: Float32Array, dims: AttnDims, p: Float32Array): Promise<Float32Array> {
   const { B, T, S, pos0, nH, nKV, d } = dims;
   const rows = (nH / nKV) * T;
   await be.bmm({ a: qh, b: kh, c: p, batch: B * nKV, m: rows, n: S, k: d, transB: true });
@@ -80,8 +80,14 @@ export async function attentionForward(be: Backend, qh: Float32Array, kh: Float3
   const { B, T, S, nH, nKV, d } = dims;
   const rows = (nH / nKV) * T;
   const p = await attentionProbs(be, qh, kh, dims, probs ?? new Float32Array(B * nKV * rows * S));
-  await be.bmm({ a: p, b: vh, c: out, batch: B * nKV, m: rows, n: d, k: S });
+  await attentionOutput(be, p, vh, out, dims);
   return p;
+}
+
+/** out [B*nKV, group*T, d] = probs vh */
+export async function attentionOutput(be: Backend, probs: Float32Array, vh: Float32Array, out: Float32Array, dims: AttnDims): Promise<void> {
+  const { B, T, S, nH, nKV, d } = dims;
+  await be.bmm({ a: probs, b: vh, c: out, batch: B * nKV, m: (nH / nKV) * T, n: d, k: S });
 }
 
 /**

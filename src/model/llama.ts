@@ -15,7 +15,7 @@ import { type Tensor, toF32, rowsToF32 } from '../engine/tensor.js';
 import { addBias, biasBackward, transposeInto, addTransposed } from '../engine/kernels.js';
 import * as wk from '../engine/wasm-kernels.js';
 import { withActivationHeap, type WasmHeap } from '../engine/wasm/heap.js';
-import { attentionForward, attentionBackward, type AttnSaved } from './attention.js';
+import { attentionForward, attentionBackward, attentionProbs, attentionOutput, type AttnSaved } from './attention.js';
 import { ropeTables, type RopeTables } from './rope.js';
 import type { LlamaModel, BlockWeights, BlockWeightName, BlockBiasName } from './weights.js';
 import type { LoraAdapters, LoraPair, LoraGrads, LoraTarget } from './lora.js';
@@ -32,7 +32,8 @@ import { UserError } from '../util/errors.js';
  */
 export interface BlockActs {
   xIn: Float32Array; rstd1: Float32Array; xn1?: Float32Array;
-  attn: AttnSaved; att: Float32Array;
+  /** att (the attention output, o's input): absent where the probabilities are (see blockInto) */
+  attn: AttnSaved; att?: Float32Array;
   xMid: Float32Array; rstd2: Float32Array; xn2?: Float32Array;
   /** gate and up projections, rows [gate | up] */
   gu: Float32Array; act?: Float32Array;
@@ -61,6 +62,14 @@ export type BlockGrads = Partial<Record<BlockWeightName | BlockBiasName, Float32
  * one tensor at a time, so a caller that reduces them (Taylor+) never holds a block's gradients:
  * `g` is reused after the call returns.
  */
+export interface BackwardOptions {
+  /**
+   * Write dL/d(block input) into dxOut's array and return it: the caller is done with dxOut (a
+   * block-by-block backward), and a fresh array would cost its first writes (page faults).
+   */
+  reuseDxOut?: boolean;
+}
+
 export type GradSink = (name: BlockWeightName | BlockBiasName, row0: number, g: Float32Array) => void;
 
 /** a block's forward keeps xn1, xn2 and act when they take fewer bytes than this (see BlockActs) */
@@ -234,7 +243,8 @@ export class LlamaRunner {
   async block(li: number, x: Float32Array, B: number, T: number, pos0: number, opts: { cache?: KVCache; keep?: boolean; rng?: () => number }): Promise<{ x: Float32Array; acts?: BlockActs }> {
     return withActivationHeap(this.workspaceBytes(B, T, pos0 + T, opts.keep ?? false), async (heap) => {
       const xOut = new Float32Array(B * T * this.config.hiddenSize);
-      const acts = await this.blockInto(li, x, xOut, B, T, pos0, opts, heap);
+      // one block's activations are small next to a model's: att is kept (width pruning reads it)
+      const acts = await this.blockInto(li, x, xOut, B, T, pos0, { ...opts, keepAtt: true }, heap);
       return acts ? { x: xOut, acts } : { x: xOut };
     });
   }
@@ -264,7 +274,7 @@ export class LlamaRunner {
    * GEMM each (LoRA deltas added into their column ranges), read in place through row strides.
    */
   private async blockInto(li: number, x: Float32Array, xOut: Float32Array, B: number, T: number, pos0: number,
-    opts: { cache?: KVCache; keep?: boolean; rng?: () => number }, heap: WasmHeap): Promise<BlockActs | undefined> {
+    opts: { cache?: KVCache; keep?: boolean; keepAtt?: boolean; rng?: () => number }, heap: WasmHeap): Promise<BlockActs | undefined> {
     const cfg = this.config;
     const w: BlockWeights = this.model.weights.blocks[li]!;
     const shape = cfg.layers[li]!;
@@ -345,10 +355,10 @@ export class LlamaRunner {
     // what the backward needs leaves the heap in one copy each (the kernels above ran in place)
     const own = (a: Float32Array) => { const c = this.keptF32(a.length); bulkCopy(this.be, c, a); return c; };
     return {
-      // the probabilities are recomputed in the backward (one small bmm and a softmax) unless kept
-      // arrays are recycled (training): a one-shot backward (Taylor+) would spend more on the first
-      // writes of a fresh copy (a fifth of a block's kept bytes) than on recomputing them
-      xIn: x, rstd1, attn: { qh: own(qh), kh: own(kh), vh: own(vh), ...(this.kept ? { probs: own(probs) } : {}), dims }, att: own(att),
+      // the probabilities and the attention output are recomputed in the backward (two small bmms
+      // and a softmax) unless kept arrays are recycled (training): a one-shot backward (Taylor+)
+      // would spend more on the first writes of fresh copies (a quarter of a block's kept bytes)
+      xIn: x, rstd1, attn: { qh: own(qh), kh: own(kh), vh: own(vh), ...(this.kept ? { probs: own(probs) } : {}), dims }, ...(this.kept || opts.keepAtt ? { att: own(att) } : {}),
       xMid: own(xMid), rstd2, gu: own(gu), lora: loraSave,
       ...(4 * N * (2 * H + I) < RECOMPUTE_MIN_BYTES ? { xn1: own(xn1), xn2: own(xn2), act: own(act) } : {}),
     };
@@ -572,8 +582,9 @@ export class LlamaRunner {
    * input) and, if asked, weight gradients: `true` returns them, a sink is handed them in row
    * chunks instead (nothing of them is returned or kept).
    */
-  async blockBackward(li: number, a: BlockActs, dxOut: Float32Array, B: number, T: number, wantGrads: boolean | GradSink): Promise<{ dx: Float32Array; grads: BlockGrads; lora: Partial<Record<LoraTarget, LoraGrads>> }> {
-    return withActivationHeap(this.backwardWorkspaceBytes(li, B, T, a.attn.dims.S), (heap) => this.blockBackwardIn(li, a, dxOut, B, T, wantGrads, heap));
+  async blockBackward(li: number, a: BlockActs, dxOut: Float32Array, B: number, T: number, wantGrads: boolean | GradSink,
+    opts: BackwardOptions = {}): Promise<{ dx: Float32Array; grads: BlockGrads; lora: Partial<Record<LoraTarget, LoraGrads>> }> {
+    return withActivationHeap(this.backwardWorkspaceBytes(li, B, T, a.attn.dims.S), (heap) => this.blockBackwardIn(li, a, dxOut, B, T, wantGrads, heap, opts));
   }
 
   /**
@@ -584,15 +595,16 @@ export class LlamaRunner {
   private backwardWorkspaceBytes(li: number, B: number, T: number, S: number): number {
     const c = this.config, l = c.layers[li]!, N = B * T, H = c.hiddenSize, I = l.intermediateSize;
     const q = l.numHeads * c.headDim, kv = l.numKvHeads * c.headDim, P = B * l.numHeads * T * S;
-    // + the recomputed xn1, xn2, act and rstd rows, and attention probabilities
-    const temps = N * (3 * I + 2 * H + 3 * q + 2 * (q + 2 * kv) + 1) + 2 * P + N * (2 * H + I + 2);
+    // + the recomputed xn1, xn2, act and rstd rows, attention probabilities and output (heads and rows)
+    const temps = N * (3 * I + 2 * H + 3 * q + 2 * (q + 2 * kv) + 1) + 2 * P + N * (2 * H + I + 2) + 2 * N * q;
     const columns = N * Math.max(I, q, kv, H);
     // gate|up, x_mid, x_in and dx_mid copied in; room to stage what else the kernels read
     const staging = N * (2 * I + 3 * H) + N * 2 * I + P;
     return 4 * (temps + columns + staging + SINK_GRAD_ELEMENTS) + (1 << 20);
   }
 
-  private async blockBackwardIn(li: number, a: BlockActs, dxOut: Float32Array, B: number, T: number, wantGrads: boolean | GradSink, heap: WasmHeap): Promise<{ dx: Float32Array; grads: BlockGrads; lora: Partial<Record<LoraTarget, LoraGrads>> }> {
+  private async blockBackwardIn(li: number, a: BlockActs, dxOut: Float32Array, B: number, T: number, wantGrads: boolean | GradSink, heap: WasmHeap,
+    opts: BackwardOptions = {}): Promise<{ dx: Float32Array; grads: BlockGrads; lora: Partial<Record<LoraTarget, LoraGrads>> }> {
     /** temporaries live in the activation heap (no allocation, kernels run in place); they are overwritten before being read */
     const tmp = (n: number) => heap.f32(n);
     const cfg = this.config;
@@ -679,14 +691,21 @@ export class LlamaRunner {
     wk.rmsnormBackward(dxn2, xMid, this.vec(w.postNorm), a.rstd2, dxMid, dPost, N, H);
     if (dPost) hand('postNorm', dPost);
 
-    // attention: x_mid = x_in + o(att)
+    // attention: x_mid = x_in + o(att); what the forward did not keep, recomputed (same kernels, same bits)
+    const P = B * nH * T * a.attn.dims.S;
+    let attn = a.attn, att = a.att;
+    if (!attn.probs) attn = { ...attn, probs: await attentionProbs(this.be, attn.qh, attn.kh, attn.dims, tmp(P)) };
+    if (!att) {
+      const oh = tmp(N * qW);
+      await attentionOutput(this.be, attn.probs!, attn.vh, oh, attn.dims);
+      wk.fromHeads(oh, att = tmp(N * qW), B, T, nH, nKV, d);
+    }
     const dAtt = tmp(N * qW);
-    await projBack([['o', w.o, 'oBias', w.oBias]], dxMid, a.att, dAtt);
+    await projBack([['o', w.o, 'oBias', w.oBias]], dxMid, att, dAtt);
     const dOh = tmp(N * qW);
     wk.toHeads(dAtt, dOh, B, T, nH, nKV, d);
     const dqh = tmp(N * qW), dkh = tmp(N * kvW), dvh = tmp(N * kvW);
-    const P = B * nH * T * a.attn.dims.S;
-    await attentionBackward(this.be, dOh, a.attn, dqh, dkh, dvh, tmp(P), a.attn.probs ? undefined : tmp(P));
+    await attentionBackward(this.be, dOh, attn, dqh, dkh, dvh, tmp(P));
     // rows of dQKV are [dq | dk | dv], the layout of the forward's stacked projection
     const width = qW + 2 * kvW;
     const dQKV = tmp(N * width);
@@ -704,7 +723,7 @@ export class LlamaRunner {
     const dIn = weightGrads ? new Float32Array(H) : null;
     wk.rmsnormBackward(dxn1, xIn, this.vec(w.inputNorm), a.rstd1, dxMid, dIn, N, H);
     if (dIn) hand('inputNorm', dIn);
-    const dxIn = this.keptF32(N * H);
+    const dxIn = opts.reuseDxOut ? dxOut : this.keptF32(N * H);
     bulkCopy(this.be, dxIn, dxMid);
     return { dx: dxIn, grads: g, lora: lg };
   }

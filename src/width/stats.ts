@@ -82,7 +82,7 @@ export class BlockWalker {
     for (let i = 0; i < this.batches.length; i++) {
       const { B, T } = this.batches[i]!;
       const r = await this.run.block(li, this.xs[i]!, B, T, 0, { keep: true });
-      accumulate(st.attn, r.acts!.att, B * T);
+      accumulate(st.attn, r.acts!.att!, B * T); // block() keeps att
       const I = shape.intermediateSize, gu = r.acts!.gu;
       let act = r.acts!.act;
       if (!act) wk.siluMul(gu, gu.subarray(I), act = new Float32Array(B * T * I), B * T, I, 2 * I); // not kept: as the forward computed it from [gate | up]

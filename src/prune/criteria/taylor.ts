@@ -126,7 +126,7 @@ export async function taylorScores(run: LlamaRunner, calibration: CalibBatch[], 
     for (const st of states) {
       const { B, T } = st.b;
       const acts = st.acts ? st.acts[l]! : (await run.block(l, st.inputs![l]!, B, T, 0, { keep: true })).acts!;
-      const r = await run.blockBackward(l, acts, st.dx, B, T, sink);
+      const r = await run.blockBackward(l, acts, st.dx, B, T, sink, { reuseDxOut: true });
       st.dx = r.dx;
       if (st.acts) st.acts[l] = null; else st.inputs![l] = null; // this block's activations are done with
     }
