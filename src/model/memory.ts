@@ -56,8 +56,9 @@ export function blockActsElements(cfg: LlamaConfig, l: LayerShape, b: BatchShape
 /** f32 elements of one block's backward temporaries (dx copies, dAct, dGU, attention gradients). */
 function blockBackwardElements(cfg: LlamaConfig, l: LayerShape, b: BatchShape): number {
   const N = b.B * b.T, H = cfg.hiddenSize, q = l.numHeads * cfg.headDim, kv = l.numKvHeads * cfg.headDim, I = l.intermediateSize;
-  // + one dY-wide temporary (column copies for biases and LoRA, staging), the recomputed xn1, xn2 and act
-  return N * (3 * H + 3 * I + 4 * q + 4 * kv + Math.max(2 * I, q + 2 * kv, H) + 2 * H + I + 1) + 2 * b.B * l.numHeads * b.T * b.T;
+  // + one dY-wide temporary (column copies for biases and LoRA, staging), the recomputed xn1, xn2
+  // and act, the heap copies of gate|up, x_mid, x_in and dx_mid, the recomputed attention output
+  return N * (3 * H + 3 * I + 4 * q + 4 * kv + Math.max(2 * I, q + 2 * kv, H) + 2 * H + I + 1) + N * (2 * I + 3 * H + 2 * q) + 2 * b.B * l.numHeads * b.T * b.T;
 }
 
 /** Activation heap of one forward (mirrors LlamaRunner.workspaceBytes) plus the widened-weight scratch. */
