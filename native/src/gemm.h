@@ -4,6 +4,7 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 static inline void cpu_relax() { _mm_pause(); }
@@ -40,6 +41,22 @@ struct Barrier {
 struct SharedPack { float* b; Barrier* bar; int t, threads; };
 
 enum BType : int { B_F32 = 0, B_BF16 = 1, B_F16 = 2 };
+
+// a thread's packing buffers (packed A and B of elements T), 64-byte aligned, grown on demand
+template <typename T> struct PackBuffers {
+  T* a = nullptr; T* b = nullptr; size_t na = 0, nb = 0;
+  ~PackBuffers() { std::free(a); std::free(b); }
+  static T* grow(T*& p, size_t& have, size_t need) {
+    if (have < need) {
+      std::free(p);
+      p = static_cast<T*>(std::aligned_alloc(64, ((need * sizeof(T) + 63) / 64) * 64));
+      have = p ? need : 0;
+    }
+    return p;
+  }
+  T* grow_a(size_t need) { return grow(a, na, need); }
+  T* grow_b(size_t need) { return grow(b, nb, need); }
+};
 
 struct GemmCall {
   const float* a; long rsa, csa;

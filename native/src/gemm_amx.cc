@@ -46,19 +46,7 @@ static void configure_tiles() {
   done = true;
 }
 
-struct Packs {
-  uint16_t* a = nullptr; uint16_t* b = nullptr; size_t na = 0, nb = 0;
-  ~Packs() { std::free(a); std::free(b); }
-};
-static thread_local Packs packs;
-static uint16_t* grow(uint16_t*& p, size_t& have, size_t need) {
-  if (have < need) {
-    std::free(p);
-    p = static_cast<uint16_t*>(std::aligned_alloc(64, ((need * 2 + 63) / 64) * 64));
-    have = p ? need : 0;
-  }
-  return p;
-}
+static thread_local PackBuffers<uint16_t> packs;
 
 static inline uint16_t round_bf16(float x) {  // to nearest even; NaN stays NaN
   uint32_t u; std::memcpy(&u, &x, 4);
@@ -148,8 +136,8 @@ void gemm_part(const GemmCall& g, long m0, long m1, long n0, long n1) {
   if (m0 >= m1 || n0 >= n1) return;
   configure_tiles();
   const uint16_t* B = static_cast<const uint16_t*>(g.b);
-  uint16_t* pa = grow(packs.a, packs.na, (size_t)MC * KC);
-  uint16_t* pb = grow(packs.b, packs.nb, (size_t)KC * NC);
+  uint16_t* pa = packs.grow_a((size_t)MC * KC);
+  uint16_t* pb = packs.grow_b((size_t)KC * NC);
   if (!pa || !pb) std::abort();
   for (long jc = n0; jc < n1; jc += NC) {
     const long nc = std::min(NC, n1 - jc);

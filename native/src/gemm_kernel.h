@@ -28,20 +28,7 @@ static inline float hsum(vf v) {
   return s;
 }
 
-// per-thread packing buffers, 64-byte aligned, grown on demand
-struct Packs {
-  float* a = nullptr; float* b = nullptr; size_t na = 0, nb = 0;
-  ~Packs() { std::free(a); std::free(b); }
-};
-static thread_local Packs packs;
-static float* grow(float*& p, size_t& have, size_t need) {
-  if (have < need) {
-    std::free(p);
-    p = static_cast<float*>(std::aligned_alloc(64, ((need * 4 + 63) / 64) * 64));
-    have = p ? need : 0;
-  }
-  return p;
-}
+static thread_local PackBuffers<float> packs;
 
 template <typename T> static inline float widen(T x);
 template <> inline float widen<float>(float x) { return x; }
@@ -165,8 +152,8 @@ static void gemm_typed(const GemmCall& g, long m0, long m1, long n0, long n1) {
       for (long i = m0; i < m1; ++i) std::fill(g.c + i * g.ldc + n0, g.c + i * g.ldc + n1, 0.f);
     return;
   }
-  float* pa = grow(packs.a, packs.na, (size_t)MC * KC);
-  float* pb = grow(packs.b, packs.nb, (size_t)KC * NC);
+  float* pa = packs.grow_a((size_t)MC * KC);
+  float* pb = packs.grow_b((size_t)KC * NC);
   if (!pa || !pb) std::abort();
   for (long jc = n0; jc < n1; jc += NC) {
     const long nc = std::min(NC, n1 - jc);
@@ -186,7 +173,7 @@ static void gemm_shared_typed(const GemmCall& g, const SharedPack& sp) {
   const T* B = static_cast<const T*>(g.b);
   const long tiles = (g.m + MR - 1) / MR, per = (tiles + sp.threads - 1) / sp.threads;
   const long m0 = std::min(g.m, sp.t * per * MR), m1 = std::min(g.m, (sp.t + 1) * per * MR);
-  float* pa = grow(packs.a, packs.na, (size_t)MC * KC);
+  float* pa = packs.grow_a((size_t)MC * KC);
   if (!pa) std::abort();
   for (long jc = 0; jc < g.n; jc += NC) {
     const long nc = std::min(NC, g.n - jc), strips = (nc + NR - 1) / NR, sper = (strips + sp.threads - 1) / sp.threads;
