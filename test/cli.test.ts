@@ -10,6 +10,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { sharedDir } from '../src/util/shared.js';
 import { shorten, expectUserError } from './cli-helpers.js';
+import { bf16ComputeAvailable } from '../src/engine/select.js';
+
+const nativeBf16 = await bf16ComputeAvailable();
+const nativeBf16Compute = () => nativeBf16;
 import { fixtureNames, SKIP_SHARED } from './fixtures.js';
 
 function tmp(): string {
@@ -54,6 +58,23 @@ test('score --json on a fixture with --calib-ids prints criterion, scores and or
   assert.equal(j.criterion, 'ppl');
   assert.deepEqual(j.order, expected.ppl_criterion.block_order);
   j.scores.forEach((s: number, i: number) => assert.ok(Math.abs(s - expected.ppl_criterion.ppl_removed[i]) <= 1e-5 * s));
+});
+
+test('--compute bf16: the same scores where nothing is bf16 (f32 fixture weights), or one line where the CPU has no AMX-BF16; an unknown mode is refused', { skip: SKIP_SHARED }, () => {
+  const fx = sharedDir('fixtures', fixtureNames()[0]!);
+  const args = ['score', '--model', path.join(fx, 'model'), '--criterion', 'ppl', '--calib-ids', path.join(fx, 'input_ids.json'), '--no-plus', '--json'];
+  const base = shorten(args), bf16 = shorten(['--compute', 'bf16', ...args]);
+  assert.equal(base.code, 0, base.stderr);
+  if (nativeBf16Compute()) {
+    assert.equal(bf16.code, 0, bf16.stderr);
+    assert.deepEqual(JSON.parse(bf16.stdout).scores, JSON.parse(base.stdout).scores);
+  } else {
+    expectUserError(['--compute', 'bf16', ...args], /AMX-BF16/);
+  }
+  // a bad option value: commander's one error line, then the usage (as for every option)
+  const bad = shorten(['--compute', 'fp8', ...args]);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr.split('\n')[0]!, /^error: .*'fp8' is invalid/);
 });
 
 test('bad model input: one clear line, non-zero exit, no partial output', { skip: SKIP_SHARED }, () => {

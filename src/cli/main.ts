@@ -3,7 +3,7 @@
  * non-zero; set SHORTENED_DEBUG=1 to see stack traces.
  */
 import fs from 'node:fs';
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { UserError } from '../util/errors.js';
 import { registerGenerate } from './commands/generate.js';
 import { registerPpl } from './commands/ppl.js';
@@ -22,7 +22,14 @@ if (peakFile) process.on('exit', () => fs.writeFileSync(peakFile, JSON.stringify
 
 const program = new Command();
 program.name('shorten').description('Depth pruning for LLaMA-family models (Shortened LLaMA)').version('0.1.0')
-  .showHelpAfterError().exitOverride();
+  .showHelpAfterError().exitOverride()
+  // before the command: the backend reads it when it first runs a product
+  .addOption(new Option('--compute <mode>', 'arithmetic of products with bf16 weights: f32 rounds nothing; bf16 rounds the activations to bf16 as PyTorch bf16 does, 3-4x faster on CPUs with AMX-BF16 (refused elsewhere)')
+    .choices(['f32', 'bf16']).env('SHORTENED_COMPUTE'))
+  .hook('preAction', (cmd) => {
+    const c = (cmd.opts() as { compute?: string }).compute;
+    if (c) process.env['SHORTENED_COMPUTE'] = c;
+  });
 registerImport(program);
 registerGenerate(program);
 registerPpl(program);
