@@ -56,3 +56,15 @@ test('recycled micro-batches give the fresh-array loss and gradients bit for bit
   // weight gradients an optimizer adopted stay distinct arrays after reclaim
   assert.equal(new Set(keptGrads.map((g) => g.buffer)).size, keptGrads.length);
 });
+
+test('reclaimSince frees only what was handed out after the mark', () => {
+  const r = new ArrayRecycler();
+  const before = r.take(8);
+  const m = r.mark();
+  const a = r.take(8), b = r.take(16);
+  r.reclaimSince(m);
+  // a and b come back; `before` is still handed out
+  const again = [r.take(8), r.take(16)];
+  assert.ok(again.includes(a) && again.includes(b));
+  assert.notEqual(r.take(8), before);
+});

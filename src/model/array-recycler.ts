@@ -32,6 +32,18 @@ export class ArrayRecycler {
     this.handed = [];
   }
 
+  /** A point in the hand-outs, for reclaimSince. */
+  mark(): number { return this.handed.length; }
+
+  /** Everything handed out since `mark` is free again (what came before stays handed out). */
+  reclaimSince(mark: number): void {
+    for (const a of this.handed.splice(mark)) {
+      let list = this.free.get(a.length);
+      if (!list) this.free.set(a.length, (list = []));
+      list.push(a);
+    }
+  }
+
   /** Bytes held, handed out or free. */
   bytes(): number {
     let n = 0;

@@ -186,6 +186,10 @@ export class LlamaRunner {
 
   /** The previous forward's kept activations and its backward's buffers are dead: reuse them. */
   reclaim(): void { this.kept?.reclaimAll(); }
+  /** A point in the kept arrays handed out (with recycleKept()), for reclaimSince. */
+  keptMark(): number { return this.kept?.mark() ?? 0; }
+  /** The kept arrays handed out since `mark` are dead (one recomputed block's, after its backward): reuse them. */
+  reclaimSince(mark: number): void { this.kept?.reclaimSince(mark); }
 
   /** An array for kept activations or backward buffers: recycled when recycleKept() is on. */
   private keptF32(n: number, zero = false): Float32Array {
