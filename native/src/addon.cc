@@ -116,6 +116,21 @@ static std::mutex shared_mu;  // the shared B buffer: one product at a time  // 
 
 // ---- splitting one product over threads ----------------------------------------------------------
 
+// t threads, each packing its own operands: split N (each thread packs all of A) unless A is the
+// larger operand or N has too few mr x nr tiles
+static void split_rows_or_columns(const GemmCall& g, int t, long mr, long nr, GemmPart part) {
+  const long tilesM = (g.m + mr - 1) / mr, tilesN = (g.n + nr - 1) / nr;
+  const bool splitN = tilesN >= t && (g.m <= g.n || tilesM < t);
+  if (!splitN && tilesM < t) t = (int)std::max<long>(1, tilesM);
+  if (splitN) {
+    const long per = (tilesN + t - 1) / t * nr;
+    pool->run(t, [&](int i) { part(g, 0, g.m, std::min(g.n, i * per), std::min(g.n, (i + 1) * per)); });
+  } else {
+    const long per = (tilesM + t - 1) / t * mr;
+    pool->run(t, [&](int i) { part(g, std::min(g.m, i * per), std::min(g.m, (i + 1) * per), 0, g.n); });
+  }
+}
+
 static void gemm_threads(const GemmCall& g, int threads) {
   const double macs = (double)g.m * g.n * g.k;
   int t = std::max(1, std::min<int>(threads, (int)(macs / (1 << 20))));  // >= ~1M multiply-adds a thread
@@ -125,7 +140,7 @@ static void gemm_threads(const GemmCall& g, int threads) {
     pool->run(t, [&](int i) { isa.gemv(g, std::min(g.n, i * step), std::min(g.n, (i + 1) * step)); });
     return;
   }
-  const long tilesM = (g.m + isa.mr - 1) / isa.mr, tilesN = (g.n + isa.nr - 1) / isa.nr;
+  const long tilesM = (g.m + isa.mr - 1) / isa.mr;
   if (t > 1 && tilesM >= 8L * t && g.k >= 64) {
     // enough rows for every thread: split them and pack each slice of B once, together
     static float* shared = nullptr; static long have = 0;
@@ -139,35 +154,16 @@ static void gemm_threads(const GemmCall& g, int threads) {
       }
     }
   }
-  // split N (each thread packs all of A) unless A is the larger operand or N has too few tiles
-  const bool splitN = tilesN >= t && (g.m <= g.n || tilesM < t);
-  if (!splitN && tilesM < t) t = (int)std::max<long>(1, tilesM);
-  if (splitN) {
-    const long per = (tilesN + t - 1) / t * isa.nr;
-    pool->run(t, [&](int i) { isa.gemm(g, 0, g.m, std::min(g.n, i * per), std::min(g.n, (i + 1) * per)); });
-  } else {
-    const long per = (tilesM + t - 1) / t * isa.mr;
-    pool->run(t, [&](int i) { isa.gemm(g, std::min(g.m, i * per), std::min(g.m, (i + 1) * per), 0, g.n); });
-  }
+  split_rows_or_columns(g, t, isa.mr, isa.nr, isa.gemm);
 }
 
 #if defined(HAVE_X86_KERNELS)
-// bf16 compute (AMX): threads split the columns (or rows, where A is the larger operand), each
-// packing its own operands; GEMVs (decoding: memory-bound) stay on the f32 kernel
+// bf16 compute (AMX): 32 x 32 tiles, threads split as for f32 (>= ~4M multiply-adds a thread);
+// GEMVs (decoding: memory-bound) stay on the f32 kernel
 static void gemm_threads_bf16(const GemmCall& g, int threads) {
   if (g.m <= 4) { gemm_threads(g, threads); return; }
   const double macs = (double)g.m * g.n * g.k;
-  int t = std::max(1, std::min<int>(threads, (int)(macs / (1 << 22))));
-  const long tilesM = (g.m + 31) / 32, tilesN = (g.n + 31) / 32;
-  const bool splitN = tilesN >= t && (g.m <= g.n || tilesM < t);
-  if (!splitN && tilesM < t) t = (int)std::max<long>(1, tilesM);
-  if (splitN) {
-    const long per = (tilesN + t - 1) / t * 32;
-    pool->run(t, [&](int i) { isa_amx::gemm_part(g, 0, g.m, std::min(g.n, i * per), std::min(g.n, (i + 1) * per)); });
-  } else {
-    const long per = (tilesM + t - 1) / t * 32;
-    pool->run(t, [&](int i) { isa_amx::gemm_part(g, std::min(g.m, i * per), std::min(g.m, (i + 1) * per), 0, g.n); });
-  }
+  split_rows_or_columns(g, std::max(1, std::min<int>(threads, (int)(macs / (1 << 22)))), 32, 32, isa_amx::gemm_part);
 }
 #else
 namespace isa_amx {

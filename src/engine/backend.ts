@@ -6,6 +6,7 @@
  * backend widens per call, so weights keep their stored precision in memory.
  */
 import type { Tensor } from './tensor.js';
+import { columns } from './kernels.js';
 
 export type Operand = Float32Array | Tensor;
 
@@ -45,9 +46,7 @@ export function denseA(x: GemmArgs): GemmArgs {
   const rows = x.transA ? x.k : x.m, width = x.transA ? x.m : x.k;
   if (x.lda === undefined || x.lda === width) return x;
   if (x.lda < width) throw new Error(`gemm: lda ${x.lda} is narrower than A's ${width} columns`);
-  const a = new Float32Array(rows * width);
-  for (let r = 0; r < rows; r++) a.set(x.a.subarray(r * x.lda, r * x.lda + width), r * width);
-  return { ...x, a, lda: undefined };
+  return { ...x, a: columns(x.a, rows, x.lda, 0, width), lda: undefined };
 }
 
 export interface BmmArgs {

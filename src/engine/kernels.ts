@@ -186,6 +186,12 @@ export function addTransposed(a: Float32Array, rows: number, cols: number, out: 
   return out;
 }
 
+/** Columns [off, off + width) of a row-major [rows, ld] matrix, as a new contiguous array. */
+export function columns(m: Float32Array, rows: number, ld: number, off: number, width: number, out: Float32Array = new Float32Array(rows * width)): Float32Array {
+  for (let r = 0; r < rows; r++) out.set(m.subarray(r * ld + off, r * ld + off + width), r * width);
+  return out;
+}
+
 /**
  * out [cols, rows] = a [rows, cols]^T: eight rows of a at a time, a short run of columns each, so
  * the eight source lines and the destination's runs of eight stay in cache (12 ms for 1280 x 4096).

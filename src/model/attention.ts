@@ -91,17 +91,17 @@ export async function attentionOutput(be: Backend, probs: Float32Array, vh: Floa
 }
 
 /**
- * Gradients of qh, kh, vh from the gradient of the attention output (all in heads layout).
- * `dP` is scratch for the score gradients ([B*nKV, group*T, S]; allocated when not given), and
- * `pScratch` for the probabilities when they were not saved.
+ * Gradients of qh, kh, vh from the gradient of the attention output (all in heads layout), given
+ * the probabilities (saved, or recomputed by attentionProbs). `dP` is scratch for the score
+ * gradients ([B*nKV, group*T, S]; allocated when not given).
  */
-export async function attentionBackward(be: Backend, dOut: Float32Array, s: AttnSaved, dqh: Float32Array, dkh: Float32Array, dvh: Float32Array,
-  dPScratch?: Float32Array, pScratch?: Float32Array): Promise<void> {
+export async function attentionBackward(be: Backend, dOut: Float32Array, s: AttnSaved & { probs: Float32Array }, dqh: Float32Array, dkh: Float32Array, dvh: Float32Array,
+  dPScratch?: Float32Array): Promise<void> {
   const { B, T, S, nH, nKV, d } = s.dims;
   const rows = (nH / nKV) * T;
   const batch = B * nKV;
   const dP = dPScratch ?? new Float32Array(batch * rows * S);
-  const probs = s.probs ?? (await attentionProbs(be, s.qh, s.kh, s.dims, pScratch ?? new Float32Array(batch * rows * S)));
+  const probs = s.probs;
   await be.bmm({ a: dOut, b: s.vh, c: dP, batch, m: rows, n: S, k: d, transB: true });
   await be.bmm({ a: probs, b: dOut, c: dvh, batch, m: S, n: d, k: rows, transA: true });
   // softmax backward, with the 1/sqrt(d) scale folded in: dS = P * (dP - sum(dP*P)) / sqrt(d)

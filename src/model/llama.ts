@@ -12,7 +12,7 @@
 import { bulkCopy, type Backend } from '../engine/backend.js';
 import { getBackend } from '../engine/select.js';
 import { type Tensor, toF32, rowsToF32 } from '../engine/tensor.js';
-import { addBias, biasBackward, transposeInto, addTransposed } from '../engine/kernels.js';
+import { addBias, biasBackward, transposeInto, addTransposed, columns } from '../engine/kernels.js';
 import * as wk from '../engine/wasm-kernels.js';
 import { withActivationHeap, type WasmHeap } from '../engine/wasm/heap.js';
 import { attentionForward, attentionBackward, attentionProbs, attentionOutput, type AttnSaved } from './attention.js';
@@ -126,11 +126,6 @@ export interface ForwardResult {
 }
 
 /** The LM head runs over vocabulary chunks of this many rows of lm_head, for up to HEAD_ROWS tokens at once. */
-/** Columns [off, off + width) of a row-major [rows, ld] matrix, as a new contiguous array. */
-function columns(m: Float32Array, rows: number, ld: number, off: number, width: number, out: Float32Array = new Float32Array(rows * width)): Float32Array {
-  for (let r = 0; r < rows; r++) out.set(m.subarray(r * ld + off, r * ld + off + width), r * width);
-  return out;
-}
 
 /** LoRA dropout applied to x: x * mask * keepScale into h (a new array by default) */
 function dropped(x: Float32Array, mask: Uint8Array, keepScale: number, h: Float32Array = new Float32Array(mask.length)): Float32Array {
@@ -602,8 +597,8 @@ export class LlamaRunner {
     // + the recomputed xn1, xn2, act and rstd rows, attention probabilities and output (heads and rows)
     const temps = N * (3 * I + 2 * H + 3 * q + 2 * (q + 2 * kv) + 1) + 2 * P + N * (2 * H + I + 2) + 2 * N * q;
     const columns = N * Math.max(I, q, kv, H);
-    // gate|up, x_mid, x_in and dx_mid copied in; room to stage what else the kernels read
-    const staging = N * (2 * I + 3 * H) + N * 2 * I + P;
+    // gate|up, x_mid, x_in and dx_mid copied in; room to stage kept probabilities (training)
+    const staging = N * (2 * I + 3 * H) + P;
     return 4 * (temps + columns + staging + SINK_GRAD_ELEMENTS) + (1 << 20);
   }
 
@@ -697,11 +692,11 @@ export class LlamaRunner {
 
     // attention: x_mid = x_in + o(att); what the forward did not keep, recomputed (same kernels, same bits)
     const P = B * nH * T * a.attn.dims.S;
-    let attn = a.attn, att = a.att;
-    if (!attn.probs) attn = { ...attn, probs: await attentionProbs(this.be, attn.qh, attn.kh, attn.dims, tmp(P)) };
+    const attn = { ...a.attn, probs: a.attn.probs ?? (await attentionProbs(this.be, a.attn.qh, a.attn.kh, a.attn.dims, tmp(P))) };
+    let att = a.att;
     if (!att) {
       const oh = tmp(N * qW);
-      await attentionOutput(this.be, attn.probs!, attn.vh, oh, attn.dims);
+      await attentionOutput(this.be, attn.probs, attn.vh, oh, attn.dims);
       wk.fromHeads(oh, att = tmp(N * qW), B, T, nH, nKV, d);
     }
     const dAtt = tmp(N * qW);

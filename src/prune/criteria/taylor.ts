@@ -53,8 +53,7 @@ function sumAbsProduct(be: Backend, W: Tensor, row0: number, g: Float32Array): n
     const w = W.data.subarray(row0 * cols, (row0 + rows) * cols) as Float32Array | Uint16Array;
     // the backend's own kernel reads both in place on all cores; the WebAssembly one stages the
     // weights into its heap a chunk at a time
-    const native = be.sumAbsProduct;
-    if (native) return native.call(be, w, g);
+    if (be.sumAbsProduct) return be.sumAbsProduct(w, g);
     for (let i = 0; i < g.length; i += SUM_CHUNK) {
       const n = Math.min(SUM_CHUNK, g.length - i);
       s += wk.sumAbsProduct(w.subarray(i, i + n), g.subarray(i, i + n), n);
