@@ -5,7 +5,7 @@
  * and full training of the default model's shape, each with the issue's pass target.
  *
  *   npm run bench:vs-torch [-- --layers 22 --workloads gemm,forward,taylor,pplcrit,decode,train
- *                             --new-tokens 128 --no-torch]
+ *                             --new-tokens 128 --no-torch --no-llamacpp]
  *
  * Both sides read the same random TinyLlama-1.1B-shaped bf16 folder (written once, cached under
  * runs/vs-torch/, or runs/scale/tinyllama/model when bench:scale wrote one); training reads
@@ -23,7 +23,9 @@ import { TINYLLAMA_CONFIG } from '../src/bench/random-model.js';
 import { writeRandomFolder } from '../src/bench/random-folder.js';
 import { gemmBuffers, gemmRate } from '../src/bench/gemm-rate.js';
 import { copyBandwidth, weightBytesPerToken } from '../src/bench/membw.js';
-import { benchModel, fullGc } from '../src/bench/generation.js';
+import { benchModel, fullGc, type GenerationTarget } from '../src/bench/generation.js';
+import { LlamaCppEngine } from '../src/llamacpp/engine.js';
+import { cachedGgufForFolder } from '../src/llamacpp/gguf-cache.js';
 import { vsTorchRows, rowsMarkdown, type VsTorchResults } from '../src/bench/vs-torch-table.js';
 import { loadModel } from '../src/io/model-folder.js';
 import { LlamaRunner } from '../src/model/llama.js';
@@ -36,7 +38,7 @@ import { AdamW, gradNorm, clipFactor } from '../src/train/adamw.js';
 import { lmBatch, type Batch } from '../src/train/batch.js';
 import { Replicas, replicaWorkers, shareWeights } from '../src/train/replicas.js';
 import { cptStepMemory } from '../src/model/memory.js';
-import { countParams } from '../src/io/config.js';
+import { countParams, type LlamaConfig } from '../src/io/config.js';
 import { findTorchPython, torchEnv } from '../src/torchjob/launch.js';
 import { openblasCore } from '../src/torchjob/openblas-core.js';
 import { projectDir, sharedDir, hasShared } from '../src/util/shared.js';
@@ -182,8 +184,10 @@ async function main(): Promise<void> {
     const ours = g.results[0]!.decodeTokensPerSec;
     console.log(`[decode] ours: ${ours.toFixed(2)} tok/s (${(100 * ours / bound).toFixed(0)}% of bound)`);
     const bf16 = torch && torchBf16 ? anchorField(torch.python, modelDir, 'bf16', 'decode', 'decode_b1_tok_s') : null;
+    const llamacpp = argFlag('no-llamacpp') ? null : await llamaCppDecode(modelDir, model!.config, newTokens);
+    if (llamacpp !== null) console.log(`[decode] llama.cpp: ${llamacpp.toFixed(2)} tok/s (${(100 * llamacpp / bound).toFixed(0)}% of bound)`);
     const torchNote = newTokens === TORCH_NEW_TOKENS ? '' : `; torch ${TORCH_NEW_TOKENS}`;
-    r.decode = { label: `decode batch 1, bf16 weights (${PROMPT}-token prompt, ${newTokens} new tokens${torchNote})`, ours, bound, bf16 };
+    r.decode = { label: `decode batch 1, bf16 weights (${PROMPT}-token prompt, ${newTokens} new tokens${torchNote})`, ours, bound, bf16, llamacpp };
   }
   run = null; model = null;
   fullGc();
@@ -215,6 +219,28 @@ async function main(): Promise<void> {
   fs.writeFileSync(tmp, md);
   fs.renameSync(tmp, file);
   console.log(`wrote ${path.relative(process.cwd(), file)}`);
+}
+
+/**
+ * llama.cpp's batch-1 decode on a GGUF export of the same folder (bf16, cached under
+ * runs/gguf-cache), timed as ours: the same prompt and new tokens, one warm-up run, all cores,
+ * the weights read into memory. Null (and why, in one line) where node-llama-cpp cannot load.
+ */
+async function llamaCppDecode(dir: string, c: LlamaConfig, newTokens: number): Promise<number | null> {
+  try {
+    const file = cachedGgufForFolder(dir, 'bf16', undefined, (s) => console.log(s));
+    const engine = await LlamaCppEngine.open(file, { contextSize: PROMPT + newTokens + 1, preload: true, threads: os.availableParallelism() });
+    try {
+      const target: GenerationTarget = { params: countParams(c), vocabSize: c.vocabSize, maxPositionEmbeddings: c.maxPositionEmbeddings, time: (p, b, n) => engine.timeGeneration(p, b, n) };
+      const g = await benchModel('llama.cpp', target, { batchSizes: [1], promptLen: PROMPT, newTokens, warmup: 1, repeats: 1, seed: 0, warmupTokens: Math.min(8, newTokens) });
+      return g.results[0]!.decodeTokensPerSec;
+    } finally {
+      await engine.dispose();
+    }
+  } catch (e) {
+    console.log(`[decode] llama.cpp: not run (${(e instanceof Error ? e.message : String(e)).split('\n')[0]}); its cell shows "–"`);
+    return null;
+  }
 }
 
 interface Torch { python: string; version: string }

@@ -66,6 +66,17 @@ test('rows without torch: "–" in the peer columns, verdicts only where ours de
   ]);
 });
 
+test('decode: llama.cpp beside PyTorch bf16, each ratio named, both against the same bound', () => {
+  const [both] = vsTorchRows({ decode: { ...full.decode!, llamacpp: 5 } });
+  assert.equal(both!.llamacpp, '5.00 tok/s (83% of bound)');
+  assert.equal(both!.ratio, '0.50× vs bf16, 0.80× vs llama.cpp');
+  assert.equal(both!.verdict, 'fail'); // the target is ours against the bound: 4 / 6
+  const [alone] = vsTorchRows({ decode: { ...full.decode!, bf16: null, llamacpp: 2 } });
+  assert.equal(alone!.ratio, '2.00× vs llama.cpp');
+  const [none] = vsTorchRows({ decode: full.decode! });
+  assert.equal(none!.llamacpp, '–');
+});
+
 test('ppl criterion where PyTorch bf16 is no peer (no bf16 hardware): judged against fp32', () => {
   const [faster] = vsTorchRows({ pplcrit: { ...full.pplcrit!, bf16: null, bf16NotPeer: true } });
   assert.equal(faster!.verdict, 'pass'); // 300 s vs 100 s
@@ -92,10 +103,10 @@ test('bf16 compute: shown after our f32 figure and set against PyTorch bf16 (the
   assert.equal(none!.verdict, 'fail');
 });
 
-test('markdown: a header, an alignment row and one row per workload with seven cells', () => {
+test('markdown: a header, an alignment row and one row per workload with eight cells', () => {
   const md = rowsMarkdown(vsTorchRows(full));
   const lines = md.trimEnd().split('\n');
   assert.equal(lines.length, 2 + 6);
-  assert.match(lines[0]!, /^\| workload \| ours \| PyTorch fp32 \| PyTorch bf16 \| ours \/ best peer \(speed\) \| target \| pass \|$/);
-  for (const l of lines) assert.equal(l.split(/(?<!\\)\|/).length - 2, 7, l);
+  assert.match(lines[0]!, /^\| workload \| ours \| PyTorch fp32 \| PyTorch bf16 \| llama\.cpp \| ours \/ peer \(speed\) \| target \| pass \|$/);
+  for (const l of lines) assert.equal(l.split(/(?<!\\)\|/).length - 2, 8, l);
 });
