@@ -21,7 +21,9 @@ async function plainTaylor(run: LlamaRunner, batches: CalibBatch[]): Promise<num
   for (const b of batches) total += b.B * (b.T - 1);
   const acc: Float64Array[][] = [...Array(L)].map(() => BLOCK_WEIGHT_NAMES.map(() => new Float64Array(0)));
   for (const b of batches) {
-    const res = await run.forward(b.ids, b.B, b.T, { keep: true });
+    // the head's gradient as Taylor+ makes it, in the forward's head pass (test/head-grad.test.ts
+    // checks it against headBackward's and an f64 reference): this test is about the streaming
+    const res = await run.forward(b.ids, b.B, b.T, { keep: true, headGrad: true });
     const g = await run.backward(res, { blocks: true });
     for (let l = 0; l < L; l++) BLOCK_WEIGHT_NAMES.forEach((n, k) => {
       const src = g.blocks[l]![n]!;

@@ -109,6 +109,12 @@ export interface ForwardOptions {
   cache?: KVCache;
   /** LoRA dropout randomness (training only); without it dropout is off */
   rng?: () => number;
+  /**
+   * Also the gradient of the mean NLL w.r.t. the last block's output (result.dxFinal), made inside
+   * the forward's head pass (see headNllInto): a backward that needs no lm_head or final-norm
+   * gradient (Taylor+, LoRA) starts at the last block, and the logits are never made twice.
+   */
+  headGrad?: boolean;
 }
 
 export interface ForwardResult {
@@ -123,9 +129,16 @@ export interface ForwardResult {
   hidden?: Float32Array[];
   /** internal state for backward */
   saved?: { ids: Int32Array; targets: Int32Array; acts: BlockActs[]; blocks: number[]; xFinal: Float32Array; xnF: Float32Array; rstdF: Float32Array; lse?: Float64Array; logits?: Float32Array };
+  /** with headGrad: dL/d(last block's output) of the mean NLL */
+  dxFinal?: Float32Array;
 }
 
 /** The LM head runs over vocabulary chunks of this many rows of lm_head, for up to HEAD_ROWS tokens at once. */
+
+/** a[off, off + n) *= f */
+function scaleRow(a: Float32Array, off: number, n: number, f: number): void {
+  for (let j = off; j < off + n; j++) a[j]! *= f;
+}
 
 /** LoRA dropout applied to x: x * mask * keepScale into h (a new array by default) */
 function dropped(x: Float32Array, mask: Uint8Array, keepScale: number, h: Float32Array = new Float32Array(mask.length)): Float32Array {
@@ -389,7 +402,14 @@ export class LlamaRunner {
     return withActivationHeap(this.workspaceBytes(B, T, T, false), (heap) => this.headNllInto(xn, targets, N, keepLogits, heap));
   }
 
-  private async headNllInto(xn: Float32Array, targets: Int32Array, N: number, keepLogits: boolean, heap: WasmHeap, recycled = false): Promise<{ nll: Float32Array; loss: number; count: number; logits?: Float32Array; lse: Float64Array }> {
+  /**
+   * The head's pass: NLL per row with an online log-sum-exp over vocabulary chunks. With `dxn`
+   * (zero-filled [N, H]) it also leaves there the gradient of the mean NLL w.r.t. xn,
+   * (softmax(logits) - onehot(target)) lm_head / count, accumulated online as flash attention does:
+   * each chunk's exp(logit - running max) times its lm_head rows is added to the row's sum, which is
+   * rescaled whenever the row's max grows, and divided by the row's sum of exponentials at the end.
+   */
+  private async headNllInto(xn: Float32Array, targets: Int32Array, N: number, keepLogits: boolean, heap: WasmHeap, recycled = false, dxn?: Float32Array): Promise<{ nll: Float32Array; loss: number; count: number; logits?: Float32Array; lse: Float64Array }> {
     const H = this.config.hiddenSize, V = this.config.vocabSize;
     const W = this.model.weights.lmHead;
     // every element is written below
@@ -398,6 +418,8 @@ export class LlamaRunner {
     const chunk = heap.f32(R * VC), cm = heap.f32(R);
     const cs = new Float64Array(R);
     const m = new Float64Array(N).fill(-Infinity), s = new Float64Array(N), tl = new Float64Array(N).fill(NaN);
+    // the gradient's running max per row (f32, as the chunk's exponentials are taken) and unit scales
+    const gm = dxn ? heap.f32(R) : null, ones = dxn ? heap.f32(R).fill(1) : null;
     for (let r0 = 0; r0 < N; r0 += R) {
       const n = Math.min(R, N - r0);
       for (let v0 = 0; v0 < V; v0 += VC) {
@@ -410,11 +432,31 @@ export class LlamaRunner {
           const r = r0 + i, mc = cm[i]!;
           const M = Math.max(m[r]!, mc);
           if (M > -Infinity) s[r] = s[r]! * Math.exp(m[r]! - M) + cs[i]! * Math.exp(mc - M);
+          if (dxn && M > m[r]! && m[r]! > -Infinity) scaleRow(dxn, (r0 + i) * H, H, Math.exp(m[r]! - M));
           m[r] = M;
+          if (gm) gm[i] = M;
           const tgt = targets[r]!;
           if (tgt >= v0 && tgt < v0 + vc) tl[r] = chunk[i * vc + tgt - v0]!;
           if (logitsAll) logitsAll.set(chunk.subarray(i * vc, (i + 1) * vc), r * V + v0);
         }
+        if (dxn) {
+          // exp(logit - running max), in place, times this chunk's lm_head rows, into the rows' sums
+          wk.softmaxRowsLse(chunk, n, vc, vc, gm!, ones!);
+          await this.be.gemm({ a: chunk, b: rowsW, c: dxn.subarray(r0 * H, (r0 + n) * H), m: n, n: H, k: vc, accumulate: true });
+        }
+      }
+    }
+    if (dxn) {
+      let count = 0;
+      for (let r = 0; r < N; r++) if (targets[r]! >= 0) count++;
+      const wt = new Float32Array(H);
+      for (let r = 0; r < N; r++) {
+        const tgt = targets[r]!;
+        // an ignored row has no loss: its gradient is zero (its sum is finite, so scaling by 0 clears it)
+        scaleRow(dxn, r * H, H, tgt < 0 ? 0 : 1 / (count * s[r]!));
+        if (tgt < 0) continue;
+        rowsToF32(W, tgt, 1, wt);
+        for (let j = 0; j < H; j++) dxn[r * H + j]! -= wt[j]! / count;
       }
     }
     const nll = new Float32Array(N), lse = new Float64Array(N);
@@ -458,10 +500,17 @@ export class LlamaRunner {
       const res: ForwardResult = { B, T, hidden };
       const targets = opts.targets ?? (opts.cache ? new Int32Array(N).fill(-100) : shiftTargets(ids, B, T));
       // a small head's logits are kept for the backward, which then skips recomputing them
-      const keepLogits = (opts.logits ?? false) || (keep && N * this.config.vocabSize <= KEEP_LOGITS_MAX);
+      // (not when the head's gradient is made here: then the backward never reads them)
+      const headGrad = opts.headGrad ?? false;
+      const keepLogits = (opts.logits ?? false) || (keep && !headGrad && N * this.config.vocabSize <= KEEP_LOGITS_MAX);
+      const dxn = headGrad ? this.keptF32(N * H, true) : undefined;
       // logits only the backward reads are recycled with the other kept activations
-      const head = await this.headNllInto(xn, targets, N, keepLogits, heap, keep && !opts.logits);
+      const head = await this.headNllInto(xn, targets, N, keepLogits, heap, keep && !opts.logits, dxn);
       Object.assign(res, { nll: head.nll, loss: head.loss, count: head.count, ...(opts.logits ? { logits: head.logits } : {}) });
+      if (dxn) {
+        res.dxFinal = this.keptF32(N * H, true); // the norm's backward adds into it
+        wk.rmsnormBackward(dxn, x, this.vec(this.model.weights.norm), rstd, res.dxFinal, null, N, H);
+      }
       if (keep) res.saved = { ids, targets, acts, blocks, xFinal: x, xnF: xn, rstdF: rstd, lse: head.lse, ...(keepLogits ? { logits: head.logits } : {}) };
       return res;
     });
@@ -480,7 +529,9 @@ export class LlamaRunner {
       lmHead: want.lmHead && !tied ? new Float32Array(V * H) : null, lora: [],
     };
     const lmGrad = tied ? (want.lmHead ? grads.embed : null) : grads.lmHead;
-    let dx = await this.headBackward(res, s.xFinal, s.xnF, s.rstdF, s.targets, s.lse, { norm: grads.norm, lmHead: lmGrad }, s.logits);
+    // the forward's head pass made dL/dx already when asked to (headGrad) and nothing here needs the head's own gradients
+    let dx = res.dxFinal && !grads.norm && !lmGrad ? res.dxFinal
+      : await this.headBackward(res, s.xFinal, s.xnF, s.rstdF, s.targets, s.lse, { norm: grads.norm, lmHead: lmGrad }, s.logits);
     for (let bi = s.blocks.length - 1; bi >= 0; bi--) {
       const li = s.blocks[bi]!;
       const r = await this.blockBackward(li, s.acts[bi]!, dx, res.B, res.T, want.blocks ?? false);

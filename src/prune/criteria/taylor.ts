@@ -19,7 +19,7 @@ import { rowsToF32, type Tensor } from '../../engine/tensor.js';
 import * as wk from '../../engine/wasm-kernels.js';
 import type { Backend } from '../../engine/backend.js';
 import { BLOCK_WEIGHT_NAMES, type BlockWeightName } from '../../model/weights.js';
-import { shiftTargets, type LlamaRunner, type BlockActs, type BlockGrads, type GradSink } from '../../model/llama.js';
+import { type LlamaRunner, type BlockActs, type BlockGrads, type GradSink } from '../../model/llama.js';
 import { splitBatches, type CalibBatch } from '../calib-batch.js';
 import { ascendingOrder, type CriterionResult } from './types.js';
 import { taylorMemory } from '../../model/memory.js';
@@ -91,15 +91,13 @@ export async function taylorScores(run: LlamaRunner, calibration: CalibBatch[], 
   for (const b of batches) {
     let st: BatchState;
     if (!recompute) {
-      const res = await run.forward(b.ids, b.B, b.T, { keep: true });
-      const s = res.saved!;
-      st = { b, dx: await run.headBackward(res, s.xFinal, s.xnF, s.rstdF, s.targets, s.lse, {}, s.logits), acts: s.acts, inputs: null };
+      // the head's gradient comes out of the forward's own head pass (no lm_head or norm gradient is scored)
+      const res = await run.forward(b.ids, b.B, b.T, { keep: true, headGrad: true });
+      st = { b, dx: res.dxFinal!, acts: res.saved!.acts, inputs: null };
       scale(st.dx, res.count! / total);
     } else {
-      const res = await run.forward(b.ids, b.B, b.T, { hidden: true });
-      const x = res.hidden![L]!;
-      const { xn, rstd } = run.finalNorm(x, b.B * b.T);
-      st = { b, dx: await run.headBackward(res, x, xn, rstd, shiftTargets(b.ids, b.B, b.T), undefined), acts: null, inputs: res.hidden! };
+      const res = await run.forward(b.ids, b.B, b.T, { hidden: true, headGrad: true });
+      st = { b, dx: res.dxFinal!, acts: null, inputs: res.hidden! };
       st.inputs![L] = null;
       scale(st.dx, res.count! / total);
     }
