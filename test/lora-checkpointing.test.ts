@@ -23,7 +23,8 @@ test('checkpointed LoRA step equals the kept-activations step bit for bit, dropo
   const init = new Rng(3);
   for (const block of run.adapters) for (const p of Object.values(block)) for (let i = 0; i < p!.B.length; i++) p!.B[i] = (init.next() - 0.5) * 0.2;
   const r1 = new Rng(11), r2 = new Rng(11);
-  const res = await run.forward(f.ids, f.B, f.T, { keep: true, rng: () => r1.next() });
+  // the kept-activations step as train lora runs it: the head's gradient from the forward's head pass
+  const res = await run.forward(f.ids, f.B, f.T, { keep: true, rng: () => r1.next(), headGrad: true });
   const kept = await run.backward(res, { blocks: false, embed: false, norm: false, lmHead: false });
   const ck = await checkpointedLoraStep(run, f.ids, f.B, f.T, { rng: () => r2.next() });
   assert.equal(ck.loss, res.loss);

@@ -37,10 +37,11 @@ export async function checkpointedLoraStep(run: LlamaRunner, ids: Int32Array, B:
   const x = inputs[L]!;
   inputs[L] = null;
   const { xn, rstd } = run.finalNorm(x, N);
-  const head = await run.headNll(xn, targets, N, false);
+  // the loss and its gradient at the last block's output in one pass over the head
+  const head = await run.headNllGrad(x, xn, rstd, targets, N);
   const lora: Partial<Record<LoraTarget, LoraGrads>>[] = new Array(L);
   if (head.count === 0) return { loss: head.loss, count: 0, lora };
-  let dx = await run.headBackward({ B, T, count: head.count }, x, xn, rstd, targets, head.lse);
+  let dx = head.dx;
   for (let l = L - 1; l >= 0; l--) {
     const d = draws[l]!;
     let k = 0;

@@ -409,6 +409,24 @@ export class LlamaRunner {
    * each chunk's exp(logit - running max) times its lm_head rows is added to the row's sum, which is
    * rescaled whenever the row's max grows, and divided by the row's sum of exponentials at the end.
    */
+  /**
+   * headNll and, from the same pass, dL/dx of the mean NLL w.r.t. the final norm's input x (whose
+   * normalized rows are xn): the head's backward where no lm_head or norm gradient is wanted.
+   */
+  async headNllGrad(x: Float32Array, xn: Float32Array, rstd: Float32Array, targets: Int32Array, N: number): Promise<{ loss: number; count: number; dx: Float32Array }> {
+    const dxn = this.keptF32(N * this.config.hiddenSize, true);
+    const head = await withActivationHeap(this.workspaceBytes(1, N, N, false), (heap) => this.headNllInto(xn, targets, N, false, heap, false, dxn));
+    return { loss: head.loss, count: head.count, dx: this.finalNormBackward(dxn, x, rstd, N) };
+  }
+
+  /** dL/dx of the final norm's input from dL/dxn (no gradient of the norm's weight). */
+  private finalNormBackward(dxn: Float32Array, x: Float32Array, rstd: Float32Array, N: number): Float32Array {
+    const H = this.config.hiddenSize;
+    const dx = this.keptF32(N * H, true); // the norm's backward adds into it
+    wk.rmsnormBackward(dxn, x, this.vec(this.model.weights.norm), rstd, dx, null, N, H);
+    return dx;
+  }
+
   private async headNllInto(xn: Float32Array, targets: Int32Array, N: number, keepLogits: boolean, heap: WasmHeap, recycled = false, dxn?: Float32Array): Promise<{ nll: Float32Array; loss: number; count: number; logits?: Float32Array; lse: Float64Array }> {
     const H = this.config.hiddenSize, V = this.config.vocabSize;
     const W = this.model.weights.lmHead;
@@ -507,10 +525,7 @@ export class LlamaRunner {
       // logits only the backward reads are recycled with the other kept activations
       const head = await this.headNllInto(xn, targets, N, keepLogits, heap, keep && !opts.logits, dxn);
       Object.assign(res, { nll: head.nll, loss: head.loss, count: head.count, ...(opts.logits ? { logits: head.logits } : {}) });
-      if (dxn) {
-        res.dxFinal = this.keptF32(N * H, true); // the norm's backward adds into it
-        wk.rmsnormBackward(dxn, x, this.vec(this.model.weights.norm), rstd, res.dxFinal, null, N, H);
-      }
+      if (dxn) res.dxFinal = this.finalNormBackward(dxn, x, rstd, N);
       if (keep) res.saved = { ids, targets, acts, blocks, xFinal: x, xnF: xn, rstdF: rstd, lse: head.lse, ...(keepLogits ? { logits: head.logits } : {}) };
       return res;
     });

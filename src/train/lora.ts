@@ -194,7 +194,8 @@ export async function trainLora(o: LoraOptions): Promise<TrainRunResult> {
       if (checkpointing) {
         ({ loss, count, lora: perBlock } = await checkpointedLoraStep(run, b.ids, b.B, b.T, { targets: b.targets, rng }));
       } else {
-        const res = await run.forward(b.ids, b.B, b.T, { targets: b.targets, keep: true, rng });
+        // the head's gradient from the forward's head pass: the frozen head needs no other
+        const res = await run.forward(b.ids, b.B, b.T, { targets: b.targets, keep: true, rng, headGrad: true });
         loss = res.loss!; count = res.count!;
         // frozen base: no weight, embedding, norm or head gradients; only what reaches the adapters
         perBlock = count === 0 ? [] : (await run.backward(res, FROZEN_BASE)).lora;

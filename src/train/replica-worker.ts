@@ -37,7 +37,9 @@ port.on('message', (msg: ReplicaJob | ReplicaControl) => {
         return;
       }
       const rng = new Rng(job.seed);
-      const res = await run.forward(job.ids, job.B, job.T, { targets: job.targets, keep: true, rng: () => rng.next() });
+      // a frozen head (LoRA): its gradient at the last block comes out of the forward's head pass
+      const headGrad = !init.grads.lmHead && !init.grads.norm;
+      const res = await run.forward(job.ids, job.B, job.T, { targets: job.targets, keep: true, rng: () => rng.next(), headGrad });
       const count = res.count!, sum = res.loss! * count;
       const grads = count === 0 ? null : await run.backward(res, init.grads);
       run.reclaim();
