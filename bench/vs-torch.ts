@@ -157,9 +157,14 @@ async function main(): Promise<void> {
     r.forward = { label: `forward ${B}×${T} (${shapeLabel}, random bf16 weights)`, ours, oursBf16, fp32, bf16 };
   }
   if (has('taylor')) {
-    const fw = await forwardSeconds();
+    // its unit is our forward at the time it ran: the mean of one right before and one right after
+    // (the machine's speed drifts by 10-15% within minutes; one forward minutes earlier carries that)
+    await forwardSeconds(); // warm (measured once for the forward row)
+    const before = await seconds(() => run!.forward(ids, B, T));
     const ours = await seconds(() => taylorScores(run!, calib));
-    console.log(`[taylor] ours: ${ours.toFixed(2)} s (${(ours / fw).toFixed(2)} forwards)`);
+    const after = await seconds(() => run!.forward(ids, B, T));
+    const fw = (before + after) / 2;
+    console.log(`[taylor] ours: ${ours.toFixed(2)} s (${(ours / fw).toFixed(2)} forwards; forward ${before.toFixed(2)} s before, ${after.toFixed(2)} s after)`);
     const fp32 = torch ? anchorField(torch.python, modelDir, 'fp32', 'taylor', 'taylor_s') : null;
     r.taylor = { label: `taylor (forward + backward with weight gradients, ${B}×${T})`, ours, oursForward: fw, fp32 };
   }
