@@ -42,6 +42,24 @@ static Isa pick_isa() {
 }
 static const Isa isa = pick_isa();
 
+// the elementwise kernels (elementwise.h): the same bits as the WebAssembly kernels on every build
+#define DECLARE_EW(NS)                                                                                  \
+  namespace NS {                                                                                        \
+  void silu_mul(const float* gate, const float* up, long ld, float* out, long r0, long r1, long I);     \
+  void silu_mul_bwd(const float* dOut, const float* gu, float* dgu, long r0, long r1, long I);          \
+  }
+DECLARE_EW(ew_generic)
+struct Ew {
+  void (*silu_mul)(const float*, const float*, long, float*, long, long, long);
+  void (*silu_mul_bwd)(const float*, const float*, float*, long, long, long);
+};
+#if defined(HAVE_X86_KERNELS)
+DECLARE_EW(ew_avx2)
+static const Ew ew = std::strcmp(isa.name, "generic") ? Ew{ew_avx2::silu_mul, ew_avx2::silu_mul_bwd} : Ew{ew_generic::silu_mul, ew_generic::silu_mul_bwd};
+#else
+static const Ew ew{ew_generic::silu_mul, ew_generic::silu_mul_bwd};
+#endif
+
 // how long an idle worker waits awake for the next job before it sleeps
 constexpr int SPIN_MS = 20;
 
@@ -324,6 +342,64 @@ static napi_value SumAbsProduct(napi_env env, napi_callback_info info) {
   napi_value out; napi_create_double(env, s, &out); return out;
 }
 
+// ---- elementwise kernels ----------------------------------------------------------------------
+
+// Denormals kept while the elementwise kernels run (workers otherwise flush them): WebAssembly does
+// not flush, and these kernels give its bits.
+struct KeepDenormals {
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned saved;
+  KeepDenormals() : saved(_mm_getcsr()) { _mm_setcsr(saved & ~0x8040u); }
+  ~KeepDenormals() { _mm_setcsr(saved); }
+#endif
+};
+
+// rows [0, rows) split over up to `threads` threads, >= ~64K elements a thread
+static void rows_on_threads(long rows, long perRow, int threads, const std::function<void(long, long)>& f) {
+  const int t = (int)std::max<long>(1, std::min<long>({(long)threads, rows, rows * perRow / (1 << 16)}));
+  const long per = (rows + t - 1) / t;
+  pool->run(t, [&](int i) {
+    const KeepDenormals keep;
+    const long r0 = std::min(rows, i * per), r1 = std::min(rows, (i + 1) * per);
+    if (r1 > r0) f(r0, r1);
+  });
+}
+
+static bool f32_view(napi_env env, napi_value v, View& out) { return view(env, v, out) && out.type == napi_float32_array; }
+
+// siluMul(gate, up, ld, out, n, I, threads): out[i, j] = silu(gate[i*ld + j]) * up[i*ld + j]
+static napi_value SiluMul(napi_env env, napi_callback_info info) {
+  size_t argc = 7; napi_value v[7];
+  napi_get_cb_info(env, info, &argc, v, nullptr, nullptr);
+  View G, U, O;
+  if (argc != 7 || !f32_view(env, v[0], G) || !f32_view(env, v[1], U) || !f32_view(env, v[3], O))
+    return throw_error(env, "siluMul: expected (gate, up, ld, out, n, I, threads) with Float32Arrays");
+  const long ld = (long)num(env, v[2]), n = (long)num(env, v[4]), I = (long)num(env, v[5]);
+  const double need = extent(n, I, ld, 1);
+  if (ld < I || n < 0 || I < 0 || need > G.length || need > U.length || (double)n * I > O.length)
+    return throw_error(env, "siluMul: operand out of bounds for its shape");
+  const float* g = static_cast<const float*>(G.data); const float* u = static_cast<const float*>(U.data);
+  float* o = static_cast<float*>(O.data);
+  rows_on_threads(n, I, (int)num(env, v[6]), [&](long r0, long r1) { ew.silu_mul(g, u, ld, o, r0, r1, I); });
+  return nullptr;
+}
+
+// siluMulBackward(dOut, gu, dgu, rows, I, threads): rows of gu and dgu are [gate | up]
+static napi_value SiluMulBackward(napi_env env, napi_callback_info info) {
+  size_t argc = 6; napi_value v[6];
+  napi_get_cb_info(env, info, &argc, v, nullptr, nullptr);
+  View D, GU, DGU;
+  if (argc != 6 || !f32_view(env, v[0], D) || !f32_view(env, v[1], GU) || !f32_view(env, v[2], DGU))
+    return throw_error(env, "siluMulBackward: expected (dOut, gu, dgu, rows, I, threads) with Float32Arrays");
+  const long rows = (long)num(env, v[3]), I = (long)num(env, v[4]);
+  if (rows < 0 || I < 0 || (double)rows * I > D.length || 2.0 * rows * I > GU.length || 2.0 * rows * I > DGU.length)
+    return throw_error(env, "siluMulBackward: operand out of bounds for its shape");
+  const float* d = static_cast<const float*>(D.data); const float* gu = static_cast<const float*>(GU.data);
+  float* dgu = static_cast<float*>(DGU.data);
+  rows_on_threads(rows, 2 * I, (int)num(env, v[5]), [&](long r0, long r1) { ew.silu_mul_bwd(d, gu, dgu, r0, r1, I); });
+  return nullptr;
+}
+
 static napi_value IsaName(napi_env env, napi_callback_info) {
   napi_value s; napi_create_string_utf8(env, isa.name, NAPI_AUTO_LENGTH, &s); return s;
 }
@@ -340,8 +416,10 @@ static napi_value Init(napi_env env, napi_value exports) {
     {"copy", nullptr, Copy, nullptr, nullptr, nullptr, napi_default, nullptr},
     {"bf16Compute", nullptr, Bf16Compute, nullptr, nullptr, nullptr, napi_default, nullptr},
     {"sumAbsProduct", nullptr, SumAbsProduct, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"siluMul", nullptr, SiluMul, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"siluMulBackward", nullptr, SiluMulBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
-  napi_define_properties(env, exports, 6, d);
+  napi_define_properties(env, exports, sizeof d / sizeof d[0], d);
   return exports;
 }
 NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

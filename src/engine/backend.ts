@@ -80,6 +80,14 @@ export interface Backend {
    * f64, the same bits on any thread count.
    */
   sumAbsProduct?(w: Float32Array | Uint16Array, g: Float32Array): number;
+  /**
+   * out[i, j] = silu(gate[i, j]) * up[i, j] over n rows of I (gate and up rows at stride ld), on
+   * the backend's threads, read in place: the same bits as the WebAssembly kernel (wasm-kernels.ts),
+   * which runs where a backend has none.
+   */
+  siluMul?(gate: Float32Array, up: Float32Array, out: Float32Array, n: number, I: number, ld: number): void;
+  /** The backward of siluMul on the stacked [gate | up] layout; the same bits as wasm-kernels.ts's. */
+  siluMulBackward?(dOut: Float32Array, gu: Float32Array, dgu: Float32Array, rows: number, I: number): void;
 }
 
 /** dst[0, src.length) = src through the backend's parallel copy, or a plain one. */

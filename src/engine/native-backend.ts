@@ -25,6 +25,8 @@ interface NativeKernels {
   bf16Compute(): boolean;
   copy(dst: Float32Array, src: Float32Array, threads: number): void;
   sumAbsProduct(w: Float32Array | Uint16Array, wType: number, g: Float32Array, threads: number): number;
+  siluMul(gate: Float32Array, up: Float32Array, ld: number, out: Float32Array, n: number, I: number, threads: number): void;
+  siluMulBackward(dOut: Float32Array, gu: Float32Array, dgu: Float32Array, rows: number, I: number, threads: number): void;
 }
 
 /** Below this many multiply-adds the JS kernel is as fast as any call out. */
@@ -115,6 +117,14 @@ export class NativeBackend implements Backend {
 
   sumAbsProduct(w: Float32Array | Uint16Array, g: Float32Array): number {
     return kernels.sumAbsProduct(w, w instanceof Float32Array ? B_TYPE.f32 : B_TYPE.bf16, g, this.threads);
+  }
+
+  siluMul(gate: Float32Array, up: Float32Array, out: Float32Array, n: number, I: number, ld: number): void {
+    kernels.siluMul(gate, up, ld, out, n, I, this.threads);
+  }
+
+  siluMulBackward(dOut: Float32Array, gu: Float32Array, dgu: Float32Array, rows: number, I: number): void {
+    kernels.siluMulBackward(dOut, gu, dgu, rows, I, this.threads);
   }
 
   bmm(x: BmmArgs): Promise<void> {

@@ -60,6 +60,14 @@ class AutoBackend implements Backend {
     const be = this.be;
     return be?.sumAbsProduct ? (w, g) => be.sumAbsProduct!(w, g) : undefined;
   }
+  get siluMul(): Backend['siluMul'] {
+    const be = this.be;
+    return be?.siluMul ? (g, u, o, n, I, ld) => be.siluMul!(g, u, o, n, I, ld) : undefined;
+  }
+  get siluMulBackward(): Backend['siluMulBackward'] {
+    const be = this.be;
+    return be?.siluMulBackward ? (d, gu, dgu, rows, I) => be.siluMulBackward!(d, gu, dgu, rows, I) : undefined;
+  }
 }
 
 function computeFromEnv(): 'f32' | 'bf16' {

@@ -357,7 +357,7 @@ export class LlamaRunner {
     // rows of gu are [gate | up] (kept in this layout for the backward)
     const gu = await proj([['gate', w.gate, w.gateBias], ['up', w.up, w.upBias]], xn2, tmp(N * 2 * I));
     const act = tmp(N * I);
-    wk.siluMul(gu, gu.subarray(I), act, N, I, 2 * I);
+    this.siluMul(gu, act, N, I);
     const down = await proj([['down', w.down, w.downBias]], act, tmp(N * H));
     if (!keep) { wk.add(xMid, down, xOut); return undefined; }
     // a kept xOut is fresh memory outside the heap: the sum goes through the heap and the backend's copy
@@ -374,6 +374,12 @@ export class LlamaRunner {
       xMid: own(xMid), rstd2, gu: own(gu), lora: loraSave,
       ...(4 * N * (2 * H + I) < RECOMPUTE_MIN_BYTES ? { xn1: own(xn1), xn2: own(xn2), act: own(act) } : {}),
     };
+  }
+
+  /** act = silu(gate) * up from the stacked rows [gate | up] of gu, on the backend's kernel where it has one (the same bits) */
+  private siluMul(gu: Float32Array, act: Float32Array, N: number, I: number): void {
+    if (this.be.siluMul) this.be.siluMul(gu, gu.subarray(I), act, N, I, 2 * I);
+    else wk.siluMul(gu, gu.subarray(I), act, N, I, 2 * I);
   }
 
   /** Final norm; returns normalized states (and rstd for backward). */
@@ -743,13 +749,13 @@ export class LlamaRunner {
     let { xn1, xn2, act } = a;
     if (!xn1) wk.rmsnormForward(xIn, this.vec(w.inputNorm), xn1 = tmp(N * H), tmp(N), N, H, eps);
     if (!xn2) wk.rmsnormForward(xMid, this.vec(w.postNorm), xn2 = tmp(N * H), tmp(N), N, H, eps);
-    if (!act) wk.siluMul(gu, gu.subarray(I), act = tmp(N * I), N, I, 2 * I);
+    if (!act) this.siluMul(gu, act = tmp(N * I), N, I);
 
     // MLP: x_out = x_mid + down(act)
     const dAct = tmp(N * I);
     await projBack([['down', w.down, 'downBias', w.downBias]], dxOut, act, dAct);
     const dGU = tmp(N * 2 * I);
-    wk.siluMulBackward(dAct, gu, dGU, N, I);
+    if (this.be.siluMulBackward) this.be.siluMulBackward(dAct, gu, dGU, N, I); else wk.siluMulBackward(dAct, gu, dGU, N, I);
     const dxn2 = tmp(N * H);
     await projBack([['gate', w.gate, 'gateBias', w.gateBias], ['up', w.up, 'upBias', w.upBias]], dGU, xn2, dxn2);
     const dPost = weightGrads ? new Float32Array(H) : null;
