@@ -2,4 +2,5 @@
 #define KNS isa_avx2
 #define KW 8
 #define KMR 6
+#define KKC 384
 #include "gemm_kernel.h"

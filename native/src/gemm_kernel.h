@@ -18,7 +18,14 @@ typedef uint16_t vh __attribute__((vector_size(KW * 2)));
 typedef uint32_t vu __attribute__((vector_size(KW * 4)));
 
 constexpr int W = KW, MR = KMR, NR = 2 * KW;
-constexpr long KC = 256, MC = MR * 24, NC = NR * 256;
+// KC: the depth of one packed slice (KKC per build, default 256). C's tiles are read and written
+// once per slice, so a shallow slice costs C traffic: on Zen 3 (AVX2), two builds loaded in one
+// process and called alternately ran 384 at 6% above 256 (medians 110.0 / 103.5 GFLOP/s), 512 level
+// with 384; on AVX-512 (8 x 32 tiles) 256 was the best of 256 / 384 at 2 threads
+#ifndef KKC
+#define KKC 256
+#endif
+constexpr long KC = KKC, MC = MR * 24, NC = NR * 256;
 
 static inline vf loadu(const float* p) { vf v; std::memcpy(&v, p, sizeof v); return v; }
 static inline void storeu(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
