@@ -409,13 +409,6 @@ export class LlamaRunner {
   }
 
   /**
-   * The head's pass: NLL per row with an online log-sum-exp over vocabulary chunks. With `dxn`
-   * (zero-filled [N, H]) it also leaves there the gradient of the mean NLL w.r.t. xn,
-   * (softmax(logits) - onehot(target)) lm_head / count, accumulated online as flash attention does:
-   * each chunk's exp(logit - running max) times its lm_head rows is added to the row's sum, which is
-   * rescaled whenever the row's max grows, and divided by the row's sum of exponentials at the end.
-   */
-  /**
    * headNll and, from the same pass, dL/dx of the mean NLL w.r.t. the final norm's input x (whose
    * normalized rows are xn): the head's backward where no lm_head or norm gradient is wanted.
    */
@@ -433,6 +426,13 @@ export class LlamaRunner {
     return dx;
   }
 
+  /**
+   * The head's pass: NLL per row with an online log-sum-exp over vocabulary chunks. With `dxn`
+   * (zero-filled [N, H]) it also leaves there the gradient of the mean NLL w.r.t. xn,
+   * (softmax(logits) - onehot(target)) lm_head / count, accumulated online as flash attention does:
+   * each chunk's exp(logit - running max) times its lm_head rows is added to the row's sum, which is
+   * rescaled whenever the row's max grows, and divided by the row's sum of exponentials at the end.
+   */
   private async headNllInto(xn: Float32Array, targets: Int32Array, N: number, keepLogits: boolean, heap: WasmHeap, recycled = false, dxn?: Float32Array): Promise<{ nll: Float32Array; loss: number; count: number; logits?: Float32Array; lse: Float64Array }> {
     const H = this.config.hiddenSize, V = this.config.vocabSize;
     const W = this.model.weights.lmHead;
