@@ -13,6 +13,9 @@
 #include <mutex>
 #include <thread>
 #include <vector>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 #include "gemm.h"
 
 
@@ -408,6 +411,35 @@ static napi_value Bf16Compute(napi_env env, napi_callback_info) {
   napi_value b; napi_get_boolean(env, isa_amx::available(), &b); return b;
 }
 
+// ---- memory on 2 MB pages ------------------------------------------------------------------------
+
+// hugePagesForNew(buffer): backs a new, still zero ArrayBuffer with 2 MB pages (Linux transparent
+// huge pages) from here on: its 2 MB-aligned interior is advised MADV_HUGEPAGE and its pages are
+// given back (MADV_DONTNEED: private anonymous memory reads as zeros again), so they fault in as
+// huge pages when the buffer is filled. Returns the bytes advised (0 where nothing was: not Linux,
+// no THP, too small). A decode step streams every weight once, and on 4 KB pages each page of it
+// costs a TLB miss and a page walk: on Zen 3 the decode's GEMVs read 11-13% faster from 2 MB pages
+// (a C++ harness alternating both over 2.07 GB of TinyLlama weights: medians 121.4 / 108.2 and
+// 127.3 / 112.4 ms a token). The buffer stays V8's own memory, freed as any other.
+static napi_value HugePagesForNew(napi_env env, napi_callback_info info) {
+  size_t argc = 1; napi_value v[1];
+  napi_get_cb_info(env, info, &argc, v, nullptr, nullptr);
+  double advised = 0;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  void* data = nullptr; size_t len = 0;
+  if (argc >= 1 && napi_get_arraybuffer_info(env, v[0], &data, &len) == napi_ok && data) {
+    const uintptr_t huge = uintptr_t(2) << 20, b = reinterpret_cast<uintptr_t>(data);
+    const uintptr_t lo = (b + huge - 1) & ~(huge - 1), hi = (b + len) & ~(huge - 1);
+    if (hi > lo && madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE) == 0 &&
+        madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED) == 0)
+      advised = (double)(hi - lo);
+  }
+#else
+  (void)argc;
+#endif
+  napi_value r; napi_create_double(env, advised, &r); return r;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor d[] = {
     {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_default, nullptr},
@@ -418,6 +450,7 @@ static napi_value Init(napi_env env, napi_value exports) {
     {"sumAbsProduct", nullptr, SumAbsProduct, nullptr, nullptr, nullptr, napi_default, nullptr},
     {"siluMul", nullptr, SiluMul, nullptr, nullptr, nullptr, napi_default, nullptr},
     {"siluMulBackward", nullptr, SiluMulBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"hugePagesForNew", nullptr, HugePagesForNew, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof d / sizeof d[0], d);
   return exports;

@@ -9,37 +9,16 @@
  * The addon is optional: where it was not built (no compiler) this module throws on import and
  * select.ts falls back to onnxruntime, then WebAssembly.
  */
-import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import type { Backend, GemmArgs, BmmArgs, Operand } from './backend.js';
 import { jsBackend } from './js-backend.js';
 import { UserError } from '../util/errors.js';
-
-interface NativeKernels {
-  gemm(a: Float32Array, aOff: number, lda: number, transA: boolean, b: Float32Array | Uint16Array, bOff: number, ldb: number, transB: boolean,
-    bType: number, c: Float32Array, cOff: number, ldc: number, m: number, n: number, k: number, accumulate: boolean, threads: number, bf16: boolean): void;
-  bmm(a: Float32Array, b: Float32Array, c: Float32Array, batch: number, m: number, n: number, k: number, transA: boolean, transB: boolean, threads: number): void;
-  isa(): string;
-  bf16Compute(): boolean;
-  copy(dst: Float32Array, src: Float32Array, threads: number): void;
-  sumAbsProduct(w: Float32Array | Uint16Array, wType: number, g: Float32Array, threads: number): number;
-  siluMul(gate: Float32Array, up: Float32Array, ld: number, out: Float32Array, n: number, I: number, threads: number): void;
-  siluMulBackward(dOut: Float32Array, gu: Float32Array, dgu: Float32Array, rows: number, I: number, threads: number): void;
-}
+import { loadNativeAddon } from './native-addon.js';
 
 /** Below this many multiply-adds the JS kernel is as fast as any call out. */
 const SMALL_MACS = 1 << 12;
 
-function loadKernels(): NativeKernels {
-  // this file runs as dist/src/engine/native-backend.js: the package root is three up
-  const file = fileURLToPath(new URL('../../../native/build/Release/shortened_native.node', import.meta.url));
-  if (!existsSync(file)) throw new Error('native kernels are not built (npm run build:native); using onnxruntime or WebAssembly');
-  return createRequire(import.meta.url)(file) as NativeKernels;
-}
-
-const kernels = loadKernels();
+const kernels = loadNativeAddon();
 
 /** The instruction set the native kernels run on here: avx512, avx2 or generic. */
 export function nativeIsa(): string { return kernels.isa(); }

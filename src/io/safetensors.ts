@@ -10,6 +10,7 @@ import type { Tensor } from '../engine/tensor.js';
 import { numel } from '../engine/tensor.js';
 import type { DType } from '../engine/dtype.js';
 import { firstNonFinite, describeNonFinite } from '../engine/finite.js';
+import { largeBuffer } from '../engine/huge-pages.js';
 
 export type StDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 const ST_BYTES: Record<StDType, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
@@ -119,8 +120,9 @@ export function readSafetensorsHeader(file: string): StHeader {
 function allocRaw(dtype: StDType, n: number): RawArray {
   switch (dtype) {
     case 'F64': return new Float64Array(n);
-    case 'F32': return new Float32Array(n);
-    case 'F16': case 'BF16': return new Uint16Array(n);
+    // weights: large ones on huge pages where the OS grants them (streamed faster by decoding)
+    case 'F32': return new Float32Array(largeBuffer(4 * n));
+    case 'F16': case 'BF16': return new Uint16Array(largeBuffer(2 * n));
     case 'I64': return new BigInt64Array(n);
     case 'I32': return new Int32Array(n);
     case 'I16': return new Int16Array(n);
