@@ -290,18 +290,23 @@ template <> inline vf wload<half_t>(const half_t* r) {
 
 // C[i, j] (+)= sum_p A[i, p] B[j, p] for M (<= 4) rows of A, four weight rows at a time: each
 // weight element is read once and used M times; the weights stream from memory at its speed.
+// The four rows are a quarter of the range apart (rows j, j + Q, j + 2Q, j + 3Q), so each thread
+// reads four streams megabytes apart: on Zen 3 that read the decode's 2.07 GB of bf16 weights 7-11%
+// faster than four adjacent rows (one 16 KB stretch at a time), in a C++ harness alternating both
+// (medians 81.9 / 91.6 and 75.4 / 80.7 ms). Each row's sum is the same either way.
 template <typename T, int M>
 static void gemv_typed(const GemmCall& g, long n0, long n1) {
   const T* B = static_cast<const T*>(g.b);
   const long k = g.k, kv = k / W * W;
   const float* A = g.a;
-  long j = n0;
   auto finish = [&](long jj, int i, float s) {
     float* c = g.c + i * g.ldc + jj;
     *c = g.accumulate ? *c + s : s;
   };
-  for (; j + 4 <= n1; j += 4) {
-    const T* r[4] = {B + j * g.csb, B + (j + 1) * g.csb, B + (j + 2) * g.csb, B + (j + 3) * g.csb};
+  const long Q = (n1 - n0) / 4;
+  long j = n0;
+  for (; j < n0 + Q; ++j) {
+    const T* r[4] = {B + j * g.csb, B + (j + Q) * g.csb, B + (j + 2 * Q) * g.csb, B + (j + 3 * Q) * g.csb};
     vf acc[4][M];
     for (int q = 0; q < 4; ++q) for (int i = 0; i < M; ++i) acc[q][i] = vf{};
     for (long p = 0; p < kv; p += W) {
@@ -317,10 +322,10 @@ static void gemv_typed(const GemmCall& g, long n0, long n1) {
       for (int i = 0; i < M; ++i) {
         float s = hsum(acc[q][i]);
         for (long p = kv; p < k; ++p) s += A[i * g.rsa + p] * widen<T>(r[q][p]);
-        finish(j + q, i, s);
+        finish(j + q * Q, i, s);
       }
   }
-  for (; j < n1; ++j) {
+  for (j = n0 + 4 * Q; j < n1; ++j) {  // the last (n1 - n0) % 4 rows one at a time
     const T* r = B + j * g.csb;
     vf acc[M];
     for (int i = 0; i < M; ++i) acc[i] = vf{};
