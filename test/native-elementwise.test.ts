@@ -32,4 +32,9 @@ test('native elementwise: operands shorter than their shape are refused, not rea
   assert.throws(() => be.siluMul(a, a, new Float32Array(100), 10, 10, 9), /out of bounds/);
   assert.throws(() => be.siluMul(a, a.subarray(5), new Float32Array(100), 10, 10, 10), /out of bounds/);
   assert.throws(() => be.siluMulBackward(a, a, a, 10, 10), /out of bounds/);
+  assert.throws(() => be.softmaxBackward(a, a.subarray(1), 10, 10, 1), /out of bounds/);
+  assert.throws(() => be.softmaxBackward(a, a, 11, 10, 1), /out of bounds/);
+  assert.throws(() => be.rmsnormBackward(a, a, a.subarray(95), a, a, null, 10, 10), /out of bounds/);
+  assert.throws(() => be.rmsnormBackward(a, a, a, a, a, a.subarray(95), 10, 10), /out of bounds/);
+  assert.throws(() => be.rmsnormBackward(a, a, a, a, a.subarray(1), null, 10, 10), /out of bounds/);
 });

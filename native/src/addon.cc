@@ -50,17 +50,25 @@ static const Isa isa = pick_isa();
   namespace NS {                                                                                        \
   void silu_mul(const float* gate, const float* up, long ld, float* out, long r0, long r1, long I);     \
   void silu_mul_bwd(const float* dOut, const float* gu, float* dgu, long r0, long r1, long I);          \
+  void softmax_bwd(const float* p, float* dp, long r0, long r1, long S, float scale);                   \
+  void rmsnorm_bwd_dx(const float* dy, const float* x, const float* w, const float* rstd, float* dx,     \
+                      long r0, long r1, long h);                                                          \
+  void rmsnorm_bwd_dw(const float* dy, const float* x, const float* rstd, float* dw, long n, long h,     \
+                      long j0, long j1);                                                                  \
   }
 DECLARE_EW(ew_generic)
 struct Ew {
   void (*silu_mul)(const float*, const float*, long, float*, long, long, long);
   void (*silu_mul_bwd)(const float*, const float*, float*, long, long, long);
+  void (*softmax_bwd)(const float*, float*, long, long, long, float);
+  void (*rmsnorm_bwd_dx)(const float*, const float*, const float*, const float*, float*, long, long, long);
+  void (*rmsnorm_bwd_dw)(const float*, const float*, const float*, float*, long, long, long, long);
 };
 #if defined(HAVE_X86_KERNELS)
 DECLARE_EW(ew_avx2)
-static const Ew ew = std::strcmp(isa.name, "generic") ? Ew{ew_avx2::silu_mul, ew_avx2::silu_mul_bwd} : Ew{ew_generic::silu_mul, ew_generic::silu_mul_bwd};
+static const Ew ew = std::strcmp(isa.name, "generic") ? Ew{ew_avx2::silu_mul, ew_avx2::silu_mul_bwd, ew_avx2::softmax_bwd, ew_avx2::rmsnorm_bwd_dx, ew_avx2::rmsnorm_bwd_dw} : Ew{ew_generic::silu_mul, ew_generic::silu_mul_bwd, ew_generic::softmax_bwd, ew_generic::rmsnorm_bwd_dx, ew_generic::rmsnorm_bwd_dw};
 #else
-static const Ew ew{ew_generic::silu_mul, ew_generic::silu_mul_bwd};
+static const Ew ew{ew_generic::silu_mul, ew_generic::silu_mul_bwd, ew_generic::softmax_bwd, ew_generic::rmsnorm_bwd_dx, ew_generic::rmsnorm_bwd_dw};
 #endif
 
 // how long an idle worker waits awake for the next job before it sleeps
@@ -403,6 +411,52 @@ static napi_value SiluMulBackward(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// softmaxBackward(p, dp, rows, S, scale, threads): dp = p (dp - sum(dp p)) scale, row by row, in place
+static napi_value SoftmaxBackward(napi_env env, napi_callback_info info) {
+  size_t argc = 6; napi_value v[6];
+  napi_get_cb_info(env, info, &argc, v, nullptr, nullptr);
+  View P, D;
+  if (argc != 6 || !f32_view(env, v[0], P) || !f32_view(env, v[1], D))
+    return throw_error(env, "softmaxBackward: expected (p, dp, rows, S, scale, threads) with Float32Arrays");
+  const long rows = (long)num(env, v[2]), S = (long)num(env, v[3]);
+  const float scale = (float)num(env, v[4]);
+  if (rows < 0 || S < 0 || (double)rows * S > P.length || (double)rows * S > D.length)
+    return throw_error(env, "softmaxBackward: operand out of bounds for its shape");
+  const float* p = static_cast<const float*>(P.data); float* d = static_cast<float*>(D.data);
+  rows_on_threads(rows, S, (int)num(env, v[5]), [&](long r0, long r1) { ew.softmax_bwd(p, d, r0, r1, S, scale); });
+  return nullptr;
+}
+
+// rmsnormBackward(dy, x, w, rstd, dx, dw | null, n, h, threads): dx += ..., dw += ... (see elementwise.h);
+// dx split by rows, dw by columns
+static napi_value RmsnormBackward(napi_env env, napi_callback_info info) {
+  size_t argc = 9; napi_value v[9];
+  napi_get_cb_info(env, info, &argc, v, nullptr, nullptr);
+  View DY, X, Wt, R, DX, DW;
+  napi_valuetype dwType = napi_undefined;
+  if (argc == 9) napi_typeof(env, v[5], &dwType);
+  const bool hasDw = dwType != napi_null && dwType != napi_undefined;
+  if (argc != 9 || !f32_view(env, v[0], DY) || !f32_view(env, v[1], X) || !f32_view(env, v[2], Wt) || !f32_view(env, v[3], R) ||
+      !f32_view(env, v[4], DX) || (hasDw && !f32_view(env, v[5], DW)))
+    return throw_error(env, "rmsnormBackward: expected (dy, x, w, rstd, dx, dw | null, n, h, threads) with Float32Arrays");
+  const long n = (long)num(env, v[6]), h = (long)num(env, v[7]);
+  const double nh = (double)n * h;
+  if (n < 0 || h < 0 || nh > DY.length || nh > X.length || nh > DX.length || (double)h > Wt.length || (double)n > R.length || (hasDw && (double)h > DW.length))
+    return throw_error(env, "rmsnormBackward: operand out of bounds for its shape");
+  const float* dy = static_cast<const float*>(DY.data); const float* x = static_cast<const float*>(X.data);
+  const float* w = static_cast<const float*>(Wt.data); const float* r = static_cast<const float*>(R.data);
+  float* dx = static_cast<float*>(DX.data);
+  const int threads = (int)num(env, v[8]);
+  rows_on_threads(n, h, threads, [&](long r0, long r1) { ew.rmsnorm_bwd_dx(dy, x, w, r, dx, r0, r1, h); });
+  if (hasDw) {
+    float* dw = static_cast<float*>(DW.data);
+    // columns in whole 16-float groups a thread, so every build's vector/tail split falls the same way
+    const long groups = (h + 15) / 16;
+    rows_on_threads(groups, 16 * n, threads, [&](long g0, long g1) { ew.rmsnorm_bwd_dw(dy, x, r, dw, n, h, g0 * 16, std::min(h, g1 * 16)); });
+  }
+  return nullptr;
+}
+
 static napi_value IsaName(napi_env env, napi_callback_info) {
   napi_value s; napi_create_string_utf8(env, isa.name, NAPI_AUTO_LENGTH, &s); return s;
 }
@@ -450,6 +504,8 @@ static napi_value Init(napi_env env, napi_value exports) {
     {"sumAbsProduct", nullptr, SumAbsProduct, nullptr, nullptr, nullptr, napi_default, nullptr},
     {"siluMul", nullptr, SiluMul, nullptr, nullptr, nullptr, napi_default, nullptr},
     {"siluMulBackward", nullptr, SiluMulBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"softmaxBackward", nullptr, SoftmaxBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"rmsnormBackward", nullptr, RmsnormBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
     {"hugePagesForNew", nullptr, HugePagesForNew, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof d / sizeof d[0], d);

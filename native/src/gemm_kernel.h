@@ -22,7 +22,10 @@ constexpr int W = KW, MR = KMR, NR = 2 * KW;
 // KC: the depth of one packed slice (KKC per build, default 256). C's tiles are read and written
 // once per slice, so a shallow slice costs C traffic: on Zen 3 (AVX2), two builds loaded in one
 // process and called alternately ran 384 at 6% above 256 (medians 110.0 / 103.5 GFLOP/s), 512 level
-// with 384; on AVX-512 (8 x 32 tiles) 256 was the best of 256 / 384 at 2 threads
+// with 384. On the AMX Xeon (AVX-512, 8 x 32 tiles, 2 threads, alternating with OpenBLAS in one
+// process) 512 ran 376-377 GFLOP/s against 356-360 for 256 and 363 for 384 (768 and 1024 level
+// with 512): with C's rows 8 KB apart and C 4 MB a thread, each slice's pass over C comes from L3
+// (the same product into a 200 KB C ran 10% faster at 256)
 #ifndef KKC
 #define KKC 256
 #endif
@@ -44,10 +47,11 @@ template <> inline float widen<uint16_t>(uint16_t x) { return bf16_to_float(x); 
 struct half_t { uint16_t v; };
 template <> inline float widen<half_t>(half_t x) { return half_to_float(x.v); }
 
-#if KW == 8 && defined(__AVX2__)
-// Packing with AVX2: 8 x 8 blocks transposed in registers (scalar packing, one element a load and a
-// store, was 2-3% of a 1024 x 2048 x 2048 product; OpenBLAS packs with vector copies). 16-bit
-// weights are widened as they are loaded. Packed contents are the same bits either way.
+#if defined(__AVX2__)
+// Packing with AVX2 (the AVX-512 build too): 8 x 8 blocks transposed in registers (scalar packing,
+// one element a load and a store, was 2-3% of a 1024 x 2048 x 2048 product on Zen 3; OpenBLAS
+// packs with vector copies). 16-bit weights are widened as they are loaded. Packed contents are
+// the same bits either way.
 template <typename T> static inline __m256 load8(const T* p);
 template <> inline __m256 load8<float>(const float* p) { return _mm256_loadu_ps(p); }
 template <> inline __m256 load8<uint16_t>(const uint16_t* p) {
@@ -79,14 +83,14 @@ static void pack_a(const float* a, long rs, long cs, long mc, long kc, float* ds
       const float* src[MR];
       for (int i = 0; i < MR; ++i) src[i] = a + (i0 + i) * rs;
       long p0 = 0;
-#if KW == 8 && defined(__AVX2__)
-      static_assert(MR == 6, "the AVX2 A packing transposes 6 rows");
-      // blocks of 8 k steps: the 6 rows (and 2 zero rows) transposed; each k step's 6 values are
-      // stored as 8, the 2 extra overwritten by the next step (the buffer has 8 floats of slack)
+#if defined(__AVX2__)
+      static_assert(MR <= 8, "the A packing transposes up to 8 rows");
+      // blocks of 8 k steps: the MR rows (and 8 - MR zero rows) transposed; each k step's MR values
+      // are stored as 8, the extra overwritten by the next step (the buffer has 8 floats of slack)
       for (; p0 + 8 <= kc; p0 += 8) {
         __m256 r[8];
-        for (int i = 0; i < 6; ++i) r[i] = _mm256_loadu_ps(src[i] + p0);
-        r[6] = r[7] = _mm256_setzero_ps();
+        for (int i = 0; i < MR; ++i) r[i] = _mm256_loadu_ps(src[i] + p0);
+        for (int i = MR; i < 8; ++i) r[i] = _mm256_setzero_ps();
         transpose8(r);
         for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + (p0 + i) * MR, r[i]);
       }
@@ -120,7 +124,7 @@ static void pack_b(const T* b, long rs, long cs, long kc, long nc, float* dst) {
       const T* src[NR];
       for (int j = 0; j < NR; ++j) src[j] = b + (j0 + j) * cs;
       long p0 = 0;
-#if KW == 8 && defined(__AVX2__)
+#if defined(__AVX2__)
       if constexpr (!std::is_same<T, half_t>::value) {
         // 8 x 8 blocks: eight columns' next 8 k steps (widened) transposed, one store a k step
         for (; p0 + 8 <= kc; p0 += 8)

@@ -88,6 +88,16 @@ export interface Backend {
   siluMul?(gate: Float32Array, up: Float32Array, out: Float32Array, n: number, I: number, ld: number): void;
   /** The backward of siluMul on the stacked [gate | up] layout; the same bits as wasm-kernels.ts's. */
   siluMulBackward?(dOut: Float32Array, gu: Float32Array, dgu: Float32Array, rows: number, I: number): void;
+  /**
+   * Softmax backward in place over `rows` rows of S: dp = p (dp - sum(dp p)) scale, read in place on
+   * the backend's threads; the same bits as wasm-kernels.ts's softmaxBackward.
+   */
+  softmaxBackward?(p: Float32Array, dp: Float32Array, rows: number, S: number, scale: number): void;
+  /**
+   * RMSNorm backward over n rows of h, accumulating: dx += ..., and dw += ... when given (dx split by
+   * rows, dw by columns, each element's sum in row order); the same bits as wasm-kernels.ts's.
+   */
+  rmsnormBackward?(dy: Float32Array, x: Float32Array, w: Float32Array, rstd: Float32Array, dx: Float32Array, dw: Float32Array | null, n: number, h: number): void;
 }
 
 /** dst[0, src.length) = src through the backend's parallel copy, or a plain one. */

@@ -17,6 +17,8 @@ export interface NativeKernels {
   sumAbsProduct(w: Float32Array | Uint16Array, wType: number, g: Float32Array, threads: number): number;
   siluMul(gate: Float32Array, up: Float32Array, ld: number, out: Float32Array, n: number, I: number, threads: number): void;
   siluMulBackward(dOut: Float32Array, gu: Float32Array, dgu: Float32Array, rows: number, I: number, threads: number): void;
+  softmaxBackward(p: Float32Array, dp: Float32Array, rows: number, S: number, scale: number, threads: number): void;
+  rmsnormBackward(dy: Float32Array, x: Float32Array, w: Float32Array, rstd: Float32Array, dx: Float32Array, dw: Float32Array | null, n: number, h: number, threads: number): void;
   /** backs a new, all-zero buffer with huge pages from here on (its contents are dropped); bytes advised, 0 if none */
   hugePagesForNew(buffer: ArrayBuffer): number;
 }

@@ -106,6 +106,14 @@ export class NativeBackend implements Backend {
     kernels.siluMulBackward(dOut, gu, dgu, rows, I, this.threads);
   }
 
+  softmaxBackward(p: Float32Array, dp: Float32Array, rows: number, S: number, scale: number): void {
+    kernels.softmaxBackward(p, dp, rows, S, scale, this.threads);
+  }
+
+  rmsnormBackward(dy: Float32Array, x: Float32Array, w: Float32Array, rstd: Float32Array, dx: Float32Array, dw: Float32Array | null, n: number, h: number): void {
+    kernels.rmsnormBackward(dy, x, w, rstd, dx, dw, n, h, this.threads);
+  }
+
   bmm(x: BmmArgs): Promise<void> {
     if (x.batch * x.m * x.n * x.k < SMALL_MACS) return jsBackend.bmm(x);
     kernels.bmm(x.a, x.b, x.c, x.batch, x.m, x.n, x.k, x.transA ?? false, x.transB ?? false, this.threads);

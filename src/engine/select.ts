@@ -68,6 +68,14 @@ class AutoBackend implements Backend {
     const be = this.be;
     return be?.siluMulBackward ? (d, gu, dgu, rows, I) => be.siluMulBackward!(d, gu, dgu, rows, I) : undefined;
   }
+  get rmsnormBackward(): Backend['rmsnormBackward'] {
+    const be = this.be;
+    return be?.rmsnormBackward ? (dy, x, w, rstd, dx, dw, n, h) => be.rmsnormBackward!(dy, x, w, rstd, dx, dw, n, h) : undefined;
+  }
+  get softmaxBackward(): Backend['softmaxBackward'] {
+    const be = this.be;
+    return be?.softmaxBackward ? (p, dp, rows, S, scale) => be.softmaxBackward!(p, dp, rows, S, scale) : undefined;
+  }
 }
 
 function computeFromEnv(): 'f32' | 'bf16' {

@@ -105,7 +105,8 @@ export async function attentionBackward(be: Backend, dOut: Float32Array, s: Attn
   await be.bmm({ a: dOut, b: s.vh, c: dP, batch, m: rows, n: S, k: d, transB: true });
   await be.bmm({ a: probs, b: dOut, c: dvh, batch, m: S, n: d, k: rows, transA: true });
   // softmax backward, with the 1/sqrt(d) scale folded in: dS = P * (dP - sum(dP*P)) / sqrt(d)
-  softmaxBackward(probs, dP, batch * rows, S, 1 / Math.sqrt(d));
+  if (be.softmaxBackward) be.softmaxBackward(probs, dP, batch * rows, S, 1 / Math.sqrt(d));
+  else softmaxBackward(probs, dP, batch * rows, S, 1 / Math.sqrt(d));
   await be.bmm({ a: dP, b: s.kh, c: dqh, batch, m: rows, n: d, k: S });
   await be.bmm({ a: dP, b: s.qh, c: dkh, batch, m: S, n: d, k: rows, transA: true });
 }

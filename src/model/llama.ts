@@ -377,6 +377,13 @@ export class LlamaRunner {
   }
 
   /** act = silu(gate) * up from the stacked rows [gate | up] of gu, on the backend's kernel where it has one (the same bits) */
+  /** RMSNorm backward on the backend's threads where it has the kernel (the same bits), else WebAssembly. */
+  private rmsnormBackward(dy: Float32Array, x: Float32Array, w: Float32Array, rstd: Float32Array, dx: Float32Array,
+    dw: Float32Array | Float64Array | null, n: number, h: number): void {
+    if (this.be.rmsnormBackward && !(dw instanceof Float64Array)) this.be.rmsnormBackward(dy, x, w, rstd, dx, dw, n, h);
+    else wk.rmsnormBackward(dy, x, w, rstd, dx, dw, n, h);
+  }
+
   private siluMul(gu: Float32Array, act: Float32Array, N: number, I: number): void {
     if (this.be.siluMul) this.be.siluMul(gu, gu.subarray(I), act, N, I, 2 * I);
     else wk.siluMul(gu, gu.subarray(I), act, N, I, 2 * I);
@@ -422,7 +429,7 @@ export class LlamaRunner {
   private finalNormBackward(dxn: Float32Array, x: Float32Array, rstd: Float32Array, N: number): Float32Array {
     const H = this.config.hiddenSize;
     const dx = this.keptF32(N * H, true); // the norm's backward adds into it
-    wk.rmsnormBackward(dxn, x, this.vec(this.model.weights.norm), rstd, dx, null, N, H);
+    this.rmsnormBackward(dxn, x, this.vec(this.model.weights.norm), rstd, dx, null, N, H);
     return dx;
   }
 
@@ -619,7 +626,7 @@ export class LlamaRunner {
       }
     });
     const dx = this.keptF32(N * H, true); // the norm's backward adds into it
-    wk.rmsnormBackward(dxn, x, this.vec(w.norm), rstd, dx, into.norm ?? null, N, H);
+    this.rmsnormBackward(dxn, x, this.vec(w.norm), rstd, dx, into.norm ?? null, N, H);
     return dx;
   }
 
@@ -759,7 +766,7 @@ export class LlamaRunner {
     const dxn2 = tmp(N * H);
     await projBack([['gate', w.gate, 'gateBias', w.gateBias], ['up', w.up, 'upBias', w.upBias]], dGU, xn2, dxn2);
     const dPost = weightGrads ? new Float32Array(H) : null;
-    wk.rmsnormBackward(dxn2, xMid, this.vec(w.postNorm), a.rstd2, dxMid, dPost, N, H);
+    this.rmsnormBackward(dxn2, xMid, this.vec(w.postNorm), a.rstd2, dxMid, dPost, N, H);
     if (dPost) hand('postNorm', dPost);
 
     // attention: x_mid = x_in + o(att); what the forward did not keep, recomputed (same kernels, same bits)
@@ -792,7 +799,7 @@ export class LlamaRunner {
     await projBack([['q', w.q, 'qBias', w.qBias], ['k', w.k, 'kBias', w.kBias], ['v', w.v, 'vBias', w.vBias]], dQKV, xn1, dxn1);
     // residual path carries dx_mid through; add the norm branch, then out of the heap
     const dIn = weightGrads ? new Float32Array(H) : null;
-    wk.rmsnormBackward(dxn1, xIn, this.vec(w.inputNorm), a.rstd1, dxMid, dIn, N, H);
+    this.rmsnormBackward(dxn1, xIn, this.vec(w.inputNorm), a.rstd1, dxMid, dIn, N, H);
     if (dIn) hand('inputNorm', dIn);
     const dxIn = opts.reuseDxOut ? dxOut : this.keptF32(N * H);
     bulkCopy(this.be, dxIn, dxMid);
