@@ -53,6 +53,19 @@ test('rows: speed ratios, targets and verdicts of every workload', () => {
   assert.equal(by['train']!.verdict, 'pass');
 });
 
+test('rows: a ratio that two digits would round onto its bar shows three (0.948 is no 0.95)', () => {
+  const rows = vsTorchRows({ gemm: { label: 'gemm', ours: 377.8, torch: 398.4 }, taylor: { label: 'taylor', ours: 30.04, oursForward: 10, fp32: 70 },
+    train: { label: 'train', ours: 998, fp32: 1000 } });
+  const by = Object.fromEntries(rows.map((r) => [r.workload, r]));
+  assert.equal(by['gemm']!.ratio, '0.948×');
+  assert.equal(by['gemm']!.verdict, 'fail');
+  assert.equal(by['taylor']!.ours, '30.04 s (3.004 forwards)');
+  assert.equal(by['taylor']!.verdict, 'fail');
+  assert.equal(by['train']!.ratio, '0.998×');
+  assert.equal(vsTorchRows({ gemm: { label: 'gemm', ours: 380, torch: 398.4 } })[0]!.ratio, '0.954×');
+  assert.equal(vsTorchRows({ gemm: { label: 'gemm', ours: 390, torch: 398.4 } })[0]!.ratio, '0.98×');
+});
+
 test('rows without torch: "–" in the peer columns, verdicts only where ours decides them', () => {
   const rows = vsTorchRows({
     gemm: { ...full.gemm!, torch: null },
