@@ -376,7 +376,6 @@ export class LlamaRunner {
     };
   }
 
-  /** act = silu(gate) * up from the stacked rows [gate | up] of gu, on the backend's kernel where it has one (the same bits) */
   /** RMSNorm backward on the backend's threads where it has the kernel (the same bits), else WebAssembly. */
   private rmsnormBackward(dy: Float32Array, x: Float32Array, w: Float32Array, rstd: Float32Array, dx: Float32Array,
     dw: Float32Array | Float64Array | null, n: number, h: number): void {
@@ -384,6 +383,7 @@ export class LlamaRunner {
     else wk.rmsnormBackward(dy, x, w, rstd, dx, dw, n, h);
   }
 
+  /** act = silu(gate) * up from the stacked rows [gate | up] of gu, on the backend's kernel where it has one (the same bits) */
   private siluMul(gu: Float32Array, act: Float32Array, N: number, I: number): void {
     if (this.be.siluMul) this.be.siluMul(gu, gu.subarray(I), act, N, I, 2 * I);
     else wk.siluMul(gu, gu.subarray(I), act, N, I, 2 * I);
