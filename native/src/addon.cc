@@ -450,7 +450,7 @@ static napi_value RmsnormBackward(napi_env env, napi_callback_info info) {
   rows_on_threads(n, h, threads, [&](long r0, long r1) { ew.rmsnorm_bwd_dx(dy, x, w, r, dx, r0, r1, h); });
   if (hasDw) {
     float* dw = static_cast<float*>(DW.data);
-    // columns in whole 16-float groups a thread, so every build's vector/tail split falls the same way
+    // columns in whole 16-float groups (64 bytes) a thread: no cache line of dw written by two
     const long groups = (h + 15) / 16;
     rows_on_threads(groups, 16 * n, threads, [&](long g0, long g1) { ew.rmsnorm_bwd_dw(dy, x, r, dw, n, h, g0 * 16, std::min(h, g1 * 16)); });
   }

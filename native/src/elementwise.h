@@ -1,12 +1,11 @@
 // Elementwise kernels of the block (SiLU-gated MLP forward and backward, attention's softmax
-// backward), written once with GCC
+// backward, RMSNorm's backward), written once with GCC
 // vector extensions and compiled per ISA (elementwise_avx2.cc, elementwise_generic.cc define EWNS
 // and EW first) with -ffp-contract=off: each lane does exactly the operations, in the order, of the
 // WebAssembly kernels (assembly/kernels.ts: Cephes expf, IEEE division, no fused multiply-adds), so
 // both give the same bits for every input, at any vector width and on any number of threads.
 #include <cstdint>
 #include <cstring>
-#include <algorithm>
 
 namespace EWNS {
 
@@ -86,78 +85,48 @@ void silu_mul_bwd(const float* dOut, const float* gu, float* dgu, long r0, long 
   }
 }
 
-// softmax backward in place, with the score scale folded in, rows [r0, r1) of S: dp = p (dp - sum(dp p))
-// scale. The sum as the WebAssembly kernel forms it: f32 products in groups of four, lanes 0 and 2
-// into one f64 sum and lanes 1 and 3 into another (in k order), the two added, then the tail's
-// products one by one. Four rows at a time, so the eight f64 sums run side by side.
-static inline double softmax_dot(const float* d, const float* p, long S) {
+// sum of prod(0..n) as the WebAssembly kernels form their row sums (accF64 and hsum2): the f32
+// products in groups of four, lanes 0 and 2 into one f64 sum and lanes 1 and 3 into another (in
+// order), the two added, then the tail's products one by one
+template <typename Prod> static inline double wasm_row_sum(long n, Prod prod) {
   double a0 = 0, a1 = 0;
-  long s = 0;
-  for (; s + 4 <= S; s += 4) {
-    a0 = (a0 + (double)(d[s] * p[s])) + (double)(d[s + 2] * p[s + 2]);
-    a1 = (a1 + (double)(d[s + 1] * p[s + 1])) + (double)(d[s + 3] * p[s + 3]);
+  long j = 0;
+  for (; j + 4 <= n; j += 4) {
+    a0 = (a0 + (double)prod(j)) + (double)prod(j + 2);
+    a1 = (a1 + (double)prod(j + 1)) + (double)prod(j + 3);
   }
-  double dot = a0 + a1;
-  for (; s < S; ++s) dot += (double)(d[s] * p[s]);
-  return dot;
+  double s = a0 + a1;
+  for (; j < n; ++j) s += (double)prod(j);
+  return s;
 }
 
+// softmax backward in place, with the score scale folded in, rows [r0, r1) of S:
+// dp = p (dp - sum(dp p)) scale
 void softmax_bwd(const float* p, float* dp, long r0, long r1, long S, float scale) {
   const vf sc = splat(scale);
-  long r = r0;
-  for (; r < r1; ++r) {
-    // four rows' sums together when four remain (same sums as one at a time: each row's own chain)
-    float dv[4]; long nr = std::min<long>(4, r1 - r);
-    if (nr == 4) {
-      double a[4][2] = {};
-      const float* ps[4]; const float* ds[4];
-      for (int q = 0; q < 4; ++q) { ps[q] = p + (r + q) * S; ds[q] = dp + (r + q) * S; }
-      long s = 0;
-      for (; s + 4 <= S; s += 4)
-        for (int q = 0; q < 4; ++q) {
-          a[q][0] = (a[q][0] + (double)(ds[q][s] * ps[q][s])) + (double)(ds[q][s + 2] * ps[q][s + 2]);
-          a[q][1] = (a[q][1] + (double)(ds[q][s + 1] * ps[q][s + 1])) + (double)(ds[q][s + 3] * ps[q][s + 3]);
-        }
-      for (int q = 0; q < 4; ++q) {
-        double dot = a[q][0] + a[q][1];
-        for (long t = s; t < S; ++t) dot += (double)(ds[q][t] * ps[q][t]);
-        dv[q] = (float)dot;
-      }
-    } else {
-      nr = 1;
-      dv[0] = (float)softmax_dot(dp + r * S, p + r * S, S);
-    }
-    for (int q = 0; q < nr; ++q) {
-      const float* pr = p + (r + q) * S; float* dr = dp + (r + q) * S;
-      const vf v = splat(dv[q]);
-      long s = 0;
-      // the WebAssembly kernel's 4-lane groups, then scalars: the same operations either way
-      for (; s + EW <= S; s += EW) store(dr + s, (load(pr + s) * (load(dr + s) - v)) * sc);
-      for (; s < S; ++s) dr[s] = (pr[s] * (dr[s] - dv[q])) * scale;
-    }
-    r += nr - 1;
+  for (long r = r0; r < r1; ++r) {
+    const float* pr = p + r * S; float* dr = dp + r * S;
+    const float dot = (float)wasm_row_sum(S, [&](long s) { return dr[s] * pr[s]; });
+    const vf v = splat(dot);
+    long s = 0;
+    // the WebAssembly kernel's 4-lane groups, then scalars: the same operations either way
+    for (; s + EW <= S; s += EW) store(dr + s, (load(pr + s) * (load(dr + s) - v)) * sc);
+    for (; s < S; ++s) dr[s] = (pr[s] * (dr[s] - dot)) * scale;
   }
 }
 
 // rmsnorm backward, accumulating, as the WebAssembly kernel: rows [r0, r1) get dx += (dy w) r - x c
-// with c = sum((dy w) x) r^3 / h (the sum in two f64 lanes as softmax_dot's); dw columns [j0, j1)
+// with c = sum((dy w) x) r^3 / h (wasm_row_sum); dw columns [j0, j1)
 // get dw += (dy x) r over all n rows in row order, so splitting columns among threads keeps each
 // element's sum (the kernel adds row by row) bit for bit
 void rmsnorm_bwd_dx(const float* dy, const float* x, const float* w, const float* rstd, float* dx, long r0, long r1, long h) {
   for (long i = r0; i < r1; ++i) {
     const float* dyr = dy + i * h; const float* xr = x + i * h; float* dxr = dx + i * h;
     const float r = rstd[i];
-    double a0 = 0, a1 = 0;
-    long j = 0;
-    for (; j + 4 <= h; j += 4) {
-      a0 = (a0 + (double)((dyr[j] * w[j]) * xr[j])) + (double)((dyr[j + 2] * w[j + 2]) * xr[j + 2]);
-      a1 = (a1 + (double)((dyr[j + 1] * w[j + 1]) * xr[j + 1])) + (double)((dyr[j + 3] * w[j + 3]) * xr[j + 3]);
-    }
-    double dot = a0 + a1;
-    for (; j < h; ++j) dot += (double)((dyr[j] * w[j]) * xr[j]);
+    const double dot = wasm_row_sum(h, [&](long j) { return (dyr[j] * w[j]) * xr[j]; });
     const float c = (float)(dot * (double)r * (double)r * (double)r / (double)h);
     const vf rv = splat(r), cv = splat(c);
-    j = 0;
+    long j = 0;
     for (; j + EW <= h; j += EW) store(dxr + j, load(dxr + j) + ((load(dyr + j) * load(w + j)) * rv - load(xr + j) * cv));
     for (; j < h; ++j) dxr[j] = dxr[j] + ((dyr[j] * w[j]) * r - xr[j] * c);
   }

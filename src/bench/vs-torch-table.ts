@@ -42,8 +42,9 @@ export function fmt(x: number | null | undefined, digits = 2, unit = ''): string
 }
 
 const times = (x: number | null) => fmt(x, 2, '×');
-/** a ratio next to its bar: three digits where two would round it onto the bar (0.948 is no 0.95) */
-const timesNear = (x: number | null, bar: number) => (x != null && Math.abs(x - bar) < 0.005 ? fmt(x, 3, '×') : times(x));
+/** a figure next to its bar: three digits where two would round it onto the bar (0.948 is no 0.95) */
+const nearBar = (x: number | null, bar: number, unit = '') => fmt(x, x != null && Math.abs(x - bar) < 0.005 ? 3 : 2, unit);
+const timesNear = (x: number | null, bar: number) => nearBar(x, bar, '×');
 /** our f32 figure, and the bf16-compute one after it where it was measured */
 const withBf16 = (f32: string, bf16: number | null | undefined, unit: string) => (bf16 == null ? f32 : `${f32}; bf16 compute ${fmt(bf16, 2, unit)}`);
 const atLeast = (x: number | null, t: number) => (x == null ? null : x >= t);
@@ -95,7 +96,7 @@ export function vsTorchRows(r: VsTorchResults): TableRow[] {
   if (r.taylor) {
     const t = r.taylor, fw = ratio(t.ours, t.oursForward), x = ratio(t.fp32, t.ours);
     rows.push({
-      workload: t.label, ours: `${fmt(t.ours, 2, ' s')} (${fw != null && Math.abs(fw - TARGETS.taylorForwards) < 0.005 ? fmt(fw, 3) : fmt(fw, 2)} forwards)`, fp32: fmt(t.fp32, 2, ' s'), bf16: '–', llamacpp: '–',
+      workload: t.label, ours: `${fmt(t.ours, 2, ' s')} (${nearBar(fw, TARGETS.taylorForwards)} forwards)`, fp32: fmt(t.fp32, 2, ' s'), bf16: '–', llamacpp: '–',
       ratio: times(x), target: `≤ ${TARGETS.taylorForwards.toFixed(1)} forwards and faster than fp32`,
       verdict: verdict([fw == null ? null : fw <= TARGETS.taylorForwards, x == null ? null : x > 1]),
     });
